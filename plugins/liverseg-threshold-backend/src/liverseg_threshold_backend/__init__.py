@@ -1,0 +1,1 @@
+"""Example third-party plugin (filled in by the foundation work)."""

@@ -1,0 +1,1 @@
+"""Segmentation backends.  ``plugin`` registers the built-in ones (onnx, fastai)."""

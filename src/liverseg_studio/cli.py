@@ -1,0 +1,63 @@
+"""``liverseg`` command line.
+
+Each sub-command lives in ``liverseg_studio.commands.<name>`` with
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
+Exit codes: 0 ok, 2 bad input (one line on stderr, no traceback), 1 internal
+error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from typing import Sequence
+
+from liverseg_studio import __version__
+from liverseg_studio.core.errors import LiversegError
+
+COMMANDS = ("plugins", "info")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liverseg",
+        description="Liver and liver-tumour segmentation of abdominal CT (offline, CPU).",
+    )
+    parser.add_argument("--version", action="version", version=f"liverseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"liverseg_studio.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LiversegError as exc:
+        print(f"liverseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"liverseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence
+        if os.environ.get("LIVERSEG_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"liverseg {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(set LIVERSEG_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""``liverseg info FILE``: which loader reads it, shape, spacing, intensity, HU range."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH in HU, got {text!r}") from None
+    if not hi > lo:
+        raise argparse.ArgumentTypeError(f"HIGH must exceed LOW, got {text!r}")
+    return lo, hi
+
+
+def add_load_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input-window",
+        type=parse_window,
+        metavar="LOW,HIGH",
+        help="HU of grey 0 and grey 255 for 8-bit images (default 0,255)",
+    )
+    p.add_argument("--series", metavar="UID", help="SeriesInstanceUID when a DICOM folder holds several series")
+
+
+def load_options(args: argparse.Namespace):
+    from liverseg_studio.plugins.registry import LoadOptions
+
+    return LoadOptions(input_window=getattr(args, "input_window", None), series_uid=getattr(args, "series", None))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="describe an image or volume")
+    p.add_argument("path", help="file or folder")
+    add_load_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from liverseg_studio.core.volume import Intensity
+    from liverseg_studio.plugins.manager import get_plugin_manager
+
+    pm = get_plugin_manager()
+    volume = pm.loaders.load(args.path, load_options(args))
+    z, y, x = volume.shape
+    print(f"path:       {args.path}")
+    print(f"loader:     {volume.loader}")
+    print(f"shape:      {z} slices x {y} rows x {x} columns (z, y, x)")
+    if volume.spacing_known:
+        dz, dy, dx = volume.spacing
+        print(f"spacing:    {dz:.3f} x {dy:.3f} x {dx:.3f} mm (z, y, x)")
+    else:
+        print("spacing:    unknown (plain image; areas in pixels)")
+    print(f"intensity:  {volume.intensity.value}")
+    if volume.intensity is Intensity.WINDOWED_RGB:
+        print("HU range:   n/a (already windowed 3-channel image)")
+    else:
+        lo = min(float(np.min(volume.hu_slice(i))) for i in range(z))
+        hi = max(float(np.max(volume.hu_slice(i))) for i in range(z))
+        note = f" (8-bit, grey 0..255 -> {volume.hu_range[0]:g}..{volume.hu_range[1]:g} HU)" if volume.hu_range else ""
+        print(f"HU range:   {lo:.1f} .. {hi:.1f}{note}")
+    for key, value in volume.meta.items():
+        if isinstance(value, (str, int, float)):
+            print(f"{key + ':':11s} {value}")
+    return 0

@@ -1,0 +1,1 @@
+"""The PySide6 + pyqtgraph studio.  Only this package imports Qt."""

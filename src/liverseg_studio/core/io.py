@@ -1,0 +1,146 @@
+"""Atomic output files: a temporary file in the same folder, then a rename.
+
+Every file the CLI or the studio writes goes through :func:`atomic_output`
+(or the ``atomic_write_*`` helpers built on it):
+
+* the data is written to a hidden temporary file next to the destination
+  (same folder, so the final rename never crosses file systems) whose name
+  ends with the destination's own suffixes (``.nii.gz`` stays ``.nii.gz``,
+  which libraries such as nibabel look at);
+* on success the temporary file is renamed onto the destination;
+* on *any* exception -- ``KeyboardInterrupt`` and ``SystemExit`` included --
+  the temporary file is removed, so an interrupted run leaves no partial file;
+* an existing destination is never replaced unless ``overwrite=True``
+  (:class:`OutputExistsError`, a :class:`LiversegError`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from liverseg_studio.core.errors import LiversegError
+
+#: Prefix of temporary files (hidden on POSIX); used by cleanup and tests.
+TEMP_PREFIX = ".liverseg-tmp-"
+
+
+class OutputExistsError(LiversegError):
+    """An output file exists and overwriting was not allowed."""
+
+    def __init__(self, path: os.PathLike[str] | str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: output exists (use --overwrite to replace it)")
+
+
+def temp_path_for(path: os.PathLike[str] | str) -> Path:
+    """A fresh temporary path beside ``path`` that keeps its suffixes."""
+    p = Path(path)
+    return p.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{p.name}")
+
+
+def check_can_write(paths: Iterable[os.PathLike[str] | str], *, overwrite: bool = False) -> None:
+    """Raise :class:`OutputExistsError` for the first of ``paths`` that exists (unless ``overwrite``).
+
+    Use this *before* long work so the user learns about a clash at once.
+    """
+    if overwrite:
+        return
+    for path in paths:
+        if Path(path).exists() or Path(path).is_symlink():
+            raise OutputExistsError(path)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, OSError):
+        path.unlink()
+
+
+def _commit(tmp: Path, dest: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, dest)
+        return
+    # Without overwrite the rename must not clobber a file that appeared
+    # meanwhile: a hard link fails atomically if ``dest`` exists.
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise OutputExistsError(dest) from None
+    except OSError:
+        # file systems without hard links: check, then rename (small race)
+        if dest.exists() or dest.is_symlink():
+            raise OutputExistsError(dest) from None
+        os.replace(tmp, dest)
+        return
+    _unlink_quietly(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(path: os.PathLike[str] | str, *, overwrite: bool = False) -> Iterator[Path]:
+    """Context manager yielding a temporary path to write; renamed onto ``path`` on success.
+
+    >>> with atomic_output("out/case_mask.nii.gz") as tmp:   # doctest: +SKIP
+    ...     nib.save(img, tmp)
+
+    The destination folder must exist.  If the block raises (anything,
+    ``KeyboardInterrupt`` included) the temporary file is deleted and
+    ``path`` is left as it was.
+    """
+    dest = Path(path)
+    check_can_write([dest], overwrite=overwrite)
+    if not dest.parent.is_dir():
+        raise LiversegError(f"{dest.parent}: output folder does not exist")
+    tmp = temp_path_for(dest)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise LiversegError(f"{dest}: nothing was written")
+        _commit(tmp, dest, overwrite)
+    finally:
+        # after a successful os.replace/os.link+unlink the temp no longer exists
+        _unlink_quietly(tmp)
+
+
+def atomic_write(path: os.PathLike[str] | str, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically; returns ``path``."""
+    dest = Path(path)
+    with atomic_output(dest, overwrite=overwrite) as tmp:
+        write(tmp)
+    return dest
+
+
+def atomic_write_bytes(path: os.PathLike[str] | str, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed and fsynced before the rename)."""
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write(path, _write, overwrite=overwrite)
+
+
+def atomic_write_text(
+    path: os.PathLike[str] | str, text: str, *, overwrite: bool = False, encoding: str = "utf-8"
+) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode(encoding), overwrite=overwrite)
+
+
+def remove_stale_temps(folder: os.PathLike[str] | str) -> list[Path]:
+    """Delete temporary files of *this* process left in ``folder`` (e.g. after a crash in a writer).
+
+    Only files named ``TEMP_PREFIX<pid>-`` with the current process id are
+    touched, never other processes' files or user data.  Returns what was removed.
+    """
+    removed = []
+    prefix = f"{TEMP_PREFIX}{os.getpid()}-"
+    for p in Path(folder).glob(f"{prefix}*"):
+        if p.is_file():
+            _unlink_quietly(p)
+            removed.append(p)
+    return removed

@@ -1,0 +1,218 @@
+"""``segment_volume``: backend prediction -> 3D post-processing -> volumetry.
+
+Slice batching (bounded memory) lives in the backend; the pipeline passes the
+``progress(done, total)`` callback and the ``is_cancelled()`` poll through,
+checks what the backend returned, post-processes in 3D
+(:mod:`liverseg_studio.core.postprocess`), measures
+(:mod:`liverseg_studio.core.volumetry`) and times every phase.  It is Qt-free;
+the studio runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from liverseg_studio.core.errors import BackendError, CancelledError
+from liverseg_studio.core.postprocess import DEFAULT_MIN_COMPONENT_MM3, PostprocessReport, postprocess_labels
+from liverseg_studio.core.volume import Label, LabelMap, Volume
+from liverseg_studio.core.volumetry import VolumeStats, compute_stats
+
+if TYPE_CHECKING:
+    from liverseg_studio.backends.base import Backend, CancelFn, ProgressFn
+
+#: The model file whose sha256 identifies the model when the card lists several.
+_PREFERRED_MODEL_FILES = ("model.int8.onnx", "model.onnx", "model.safetensors", "export.pkl")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model produced a segmentation (from the backend's ``card``, model.json)."""
+
+    name: str = ""
+    version: str = ""
+    #: sha256 of the model file the backend ran (or the card's main file).
+    sha256: str = ""
+    #: The model file ``sha256`` belongs to.
+    file: str = ""
+    #: Every file the card lists: name -> sha256.
+    files: Mapping[str, str] = field(default_factory=dict)
+    model_dir: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "file": self.file,
+            "files": dict(self.files),
+            "model_dir": self.model_dir,
+        }
+
+
+def _card_files(card: Mapping[str, Any]) -> dict[str, str]:
+    """name -> sha256 from the card's ``files`` (a list of dicts or a mapping)."""
+    files = card.get("files") or {}
+    out: dict[str, str] = {}
+    if isinstance(files, Mapping):
+        for name, value in files.items():
+            if isinstance(value, Mapping):
+                out[str(name)] = str(value.get("sha256", ""))
+            else:
+                out[str(name)] = str(value)
+    elif isinstance(files, (list, tuple)):
+        for entry in files:
+            if isinstance(entry, Mapping) and ("name" in entry or "path" in entry):
+                out[str(entry.get("name", entry.get("path")))] = str(entry.get("sha256", ""))
+    return out
+
+
+def model_info(backend: Any) -> ModelInfo:
+    """What is known about the backend's model: card name/version/sha256, else the backend's name."""
+    card = getattr(backend, "card", None)
+    model_dir = getattr(backend, "model_dir", None)
+    if not isinstance(card, Mapping) or not card:
+        return ModelInfo(name=str(getattr(backend, "name", "")), model_dir=str(model_dir or ""))
+    files = _card_files(card)
+    chosen = ""
+    used = getattr(backend, "model_path", None) or getattr(backend, "model_file", None)
+    if used is not None:
+        from pathlib import Path
+
+        used_name = Path(str(used)).name
+        if used_name in files:
+            chosen = used_name
+    if not chosen:
+        chosen = next((f for f in _PREFERRED_MODEL_FILES if f in files), next(iter(files), ""))
+    sha = str(card.get("sha256") or files.get(chosen, ""))
+    return ModelInfo(
+        name=str(card.get("name", "") or getattr(backend, "name", "")),
+        version=str(card.get("version", "")),
+        sha256=sha,
+        file=chosen,
+        files=files,
+        model_dir=str(model_dir or ""),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationResult:
+    """The outcome of :func:`segment_volume`."""
+
+    volume: Volume
+    #: Final uint8 (z, y, x) labels (post-processed unless ``postprocessed`` is False).
+    labels: LabelMap
+    #: The backend's labels before post-processing (the same array when not post-processed).
+    raw_labels: LabelMap
+    stats: VolumeStats
+    #: Seconds: ``inference`` (the whole backend call), ``postprocess``, ``volumetry``,
+    #: ``total``, plus the backend's own phases prefixed ``backend_`` (e.g. ``backend_preprocess``).
+    timings: dict[str, float]
+    backend: str
+    model: ModelInfo
+    postprocessed: bool = True
+    postprocess_report: PostprocessReport | None = None
+    min_component_mm3: float = DEFAULT_MIN_COMPONENT_MM3
+
+    @property
+    def slices_per_second(self) -> float:
+        t = self.timings.get("inference", 0.0)
+        return self.volume.n_slices / t if t > 0 else float("inf")
+
+
+def _check_labels(labels: Any, volume: Volume, backend_name: str) -> LabelMap:
+    arr = np.asarray(labels)
+    if arr.shape != volume.shape:
+        raise BackendError(
+            f"backend {backend_name!r} returned labels of shape {arr.shape}, expected {volume.shape}"
+        )
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
+            raise BackendError(f"backend {backend_name!r} returned {arr.dtype} labels, expected uint8")
+        if arr.size and (arr.min() < 0 or arr.max() > Label.TUMOUR):
+            raise BackendError(f"backend {backend_name!r} returned label values outside 0..2")
+        arr = arr.astype(np.uint8)
+    elif arr.size and arr.max() > Label.TUMOUR:
+        raise BackendError(f"backend {backend_name!r} returned label value {int(arr.max())} (expected 0, 1 or 2)")
+    return arr
+
+
+def segment_volume(
+    volume: Volume,
+    backend: "Backend",
+    *,
+    postprocess: bool = True,
+    min_component_mm3: float = DEFAULT_MIN_COMPONENT_MM3,
+    progress: "ProgressFn | None" = None,
+    is_cancelled: "CancelFn | None" = None,
+) -> SegmentationResult:
+    """Segment ``volume`` with a loaded ``backend``.
+
+    ``progress(done, total)`` and ``is_cancelled()`` go to the backend (per
+    slice batch); cancellation is also checked between the phases and raises
+    :class:`~liverseg_studio.core.errors.CancelledError`.  Backend failures
+    other than :class:`~liverseg_studio.core.errors.LiversegError` become
+    :class:`~liverseg_studio.core.errors.BackendError`.
+    """
+    from liverseg_studio.core.errors import LiversegError
+
+    name = str(getattr(backend, "name", type(backend).__name__))
+
+    def _cancel_check() -> None:
+        if is_cancelled is not None and is_cancelled():
+            raise CancelledError("segmentation cancelled")
+
+    _cancel_check()
+    t_start = time.perf_counter()
+    try:
+        pred = backend.predict(volume, progress=progress, is_cancelled=is_cancelled)
+    except (LiversegError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin bug becomes one clear line
+        raise BackendError(f"backend {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    t_inf = time.perf_counter() - t_start
+    raw = _check_labels(pred.labels, volume, name)
+    _cancel_check()
+
+    t0 = time.perf_counter()
+    report: PostprocessReport | None = None
+    if postprocess:
+        spacing = volume.spacing if volume.spacing_known else None
+        labels, report = postprocess_labels(  # type: ignore[misc]
+            raw, spacing, min_component_mm3=min_component_mm3, return_report=True
+        )
+    else:
+        labels = raw
+    t_post = time.perf_counter() - t0
+    _cancel_check()
+
+    t0 = time.perf_counter()
+    stats = compute_stats(labels, volume)
+    t_vol = time.perf_counter() - t0
+
+    timings = {
+        "inference": t_inf,
+        "postprocess": t_post,
+        "volumetry": t_vol,
+    }
+    for key, value in dict(getattr(pred, "timings", {}) or {}).items():
+        try:
+            timings[f"backend_{key}"] = float(value)
+        except (TypeError, ValueError):
+            continue
+    timings["total"] = time.perf_counter() - t_start
+    return SegmentationResult(
+        volume=volume,
+        labels=labels,
+        raw_labels=raw,
+        stats=stats,
+        timings=timings,
+        backend=name,
+        model=model_info(backend),
+        postprocessed=postprocess,
+        postprocess_report=report,
+        min_component_mm3=float(min_component_mm3),
+    )

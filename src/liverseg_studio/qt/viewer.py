@@ -1,0 +1,636 @@
+"""The slice viewer: three linked pyqtgraph panels, as in the paper, and more.
+
+1. **Model input** — the windowed 3-channel image exactly as the model sees it
+   (:func:`liverseg_studio.core.preprocess.model_input`).
+2. **Anatomy** — the slice in grey, window/level from a ``HistogramLUTItem``
+   (drag its handles) or from the presets.
+3. **Segmentation** — the same grey image with the label map above it as an
+   ``ImageItem`` through an RGBA lookup table (opacity and per-label
+   visibility), with a legend.
+
+Pan and zoom are linked across the panels (left drag pans, Ctrl+wheel or right
+drag zooms); the mouse wheel pages through the slices.  When the affine tells
+the in-plane orientation, the slices are shown radiologically (patient right
+on the screen's left, anterior up) with square millimetres: a pure display
+transform of the image items, the data are never touched.
+
+Importing this module imports pyqtgraph (slow); the main window imports it
+only when the first case is opened, so the start screen appears fast.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QTransform
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from liverseg_studio.core.colours import DEFAULT_ALPHA, LABEL_COLOURS
+from liverseg_studio.core.preprocess import DEFAULT_SPEC, PreprocessSpec, model_input
+from liverseg_studio.core.volume import Intensity, Label, Volume
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="#0b0d10", foreground="#9aa3b2")
+
+#: Window presets: name -> (width, level) in HU.
+WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    "Liver": (150.0, 30.0),
+    "Abdomen": (400.0, 40.0),
+    "Soft tissue": (350.0, 40.0),
+    "Bone": (1800.0, 400.0),
+}
+DEFAULT_PRESET = "Abdomen"
+
+#: Layout modes of the viewer.
+LAYOUTS: dict[str, str] = {
+    "three": "Three panels",
+    "overlay": "Segmentation only",
+    "anatomy": "Anatomy only",
+    "input": "Model input only",
+}
+
+
+# -- pure geometry (tested without a display) -------------------------------------
+@dataclass(frozen=True)
+class DisplayOrientation:
+    """How array columns/rows map onto the screen (a display transform only)."""
+
+    transpose: bool = False
+    flip_x: bool = False
+    flip_y: bool = False
+    #: mm per column and per row (1 when the spacing is unknown)
+    col_mm: float = 1.0
+    row_mm: float = 1.0
+    #: True when the affine told the orientation (radiological display)
+    radiological: bool = False
+
+    def qtransform(self, n_rows: int, n_cols: int) -> QTransform:
+        """Item (column, row) -> view coordinates, flipped and scaled."""
+        sx, sy = self.col_mm, self.row_mm
+        if not self.transpose:
+            fx = -1.0 if self.flip_x else 1.0
+            fy = -1.0 if self.flip_y else 1.0
+            dx = sx * n_cols if self.flip_x else 0.0
+            dy = sy * n_rows if self.flip_y else 0.0
+            return QTransform(fx * sx, 0.0, 0.0, fy * sy, dx, dy)
+        # screen x from rows, screen y from columns
+        fx = -1.0 if self.flip_x else 1.0
+        fy = -1.0 if self.flip_y else 1.0
+        dx = sy * n_rows if self.flip_x else 0.0
+        dy = sx * n_cols if self.flip_y else 0.0
+        return QTransform(0.0, fy * sx, fx * sy, 0.0, dx, dy)
+
+
+def display_orientation(volume: Volume) -> DisplayOrientation:
+    """Radiological display orientation of ``volume``'s axial slices.
+
+    Screen right is the patient's left (RAS ``-x``) and screen down is
+    posterior (RAS ``-y``).  Applied only when the spacing is known and the
+    in-plane axes are (close to) aligned with the patient's x and y axes;
+    otherwise the slices are shown as stored.
+    """
+    if not volume.spacing_known:
+        return DisplayOrientation()
+    a = volume.affine[:3, :3]
+    col_dir, row_dir = a[:, 0], a[:, 1]
+    col_mm, row_mm = float(np.linalg.norm(col_dir)), float(np.linalg.norm(row_dir))
+    if col_mm <= 0 or row_mm <= 0:
+        return DisplayOrientation()
+    c = np.abs(col_dir) / col_mm
+    r = np.abs(row_dir) / row_mm
+    aligned = 0.7  # cos(~45 deg): dominant axis
+    if c[0] >= aligned and r[1] >= aligned:
+        return DisplayOrientation(
+            transpose=False,
+            flip_x=bool(col_dir[0] > 0),
+            flip_y=bool(row_dir[1] > 0),
+            col_mm=col_mm,
+            row_mm=row_mm,
+            radiological=True,
+        )
+    if c[1] >= aligned and r[0] >= aligned:
+        return DisplayOrientation(
+            transpose=True,
+            flip_x=bool(row_dir[0] > 0),
+            flip_y=bool(col_dir[1] > 0),
+            col_mm=col_mm,
+            row_mm=row_mm,
+            radiological=True,
+        )
+    return DisplayOrientation(col_mm=col_mm, row_mm=row_mm)
+
+
+def label_lut(opacity: float = 1.0, visible: dict[int, bool] | None = None) -> np.ndarray:
+    """RGBA (256, 4) uint8 lookup table of the label overlay (0 stays transparent)."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    alpha = int(round(255 * min(1.0, max(0.0, float(opacity)))))
+    for label, (r, g, b) in LABEL_COLOURS.items():
+        if visible is None or visible.get(int(label), True):
+            lut[int(label)] = (r, g, b, alpha)
+    return lut
+
+
+def window_to_levels(width: float, level: float) -> tuple[float, float]:
+    return level - width / 2.0, level + width / 2.0
+
+
+def levels_to_window(lo: float, hi: float) -> tuple[float, float]:
+    return hi - lo, (hi + lo) / 2.0
+
+
+# -- widgets --------------------------------------------------------------------------
+class SliceViewBox(pg.ViewBox):
+    """A ViewBox whose plain mouse wheel pages slices (Ctrl+wheel zooms)."""
+
+    sigSliceScroll = Signal(int)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, **kwargs)
+        self.setBackgroundColor("#000000")
+
+    def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt name
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        if delta:
+            self.sigSliceScroll.emit(1 if delta > 0 else -1)
+        ev.accept()
+
+
+class _Panel(QWidget):
+    """A titled pyqtgraph panel holding one ViewBox."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        self.header = QHBoxLayout()
+        self.header.setContentsMargins(4, 0, 4, 0)
+        self.title = QLabel(title)
+        self.title.setObjectName("panelTitle")
+        self.header.addWidget(self.title)
+        self.header.addStretch(1)
+        lay.addLayout(self.header)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.ci.setContentsMargins(0, 0, 0, 0)
+        self.view = SliceViewBox()
+        self.graphics.addItem(self.view)
+        lay.addWidget(self.graphics, 1)
+        # orientation letters, kept at the edges of the panel
+        self.letters: dict[str, pg.LabelItem] = {}
+
+
+class SliceViewer(QWidget):
+    """Three linked panels with slice slider, window/level, overlay controls and cursor readout."""
+
+    slice_changed = Signal(int)
+    #: readout text (empty when the cursor leaves the image)
+    cursor_moved = Signal(str)
+    #: (width, level) after any window change
+    window_changed = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._volume: Volume | None = None
+        self._labels: np.ndarray | None = None
+        self._spec: PreprocessSpec = DEFAULT_SPEC
+        self._orientation = DisplayOrientation()
+        self._rgb_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._slice = 0
+        self._opacity = DEFAULT_ALPHA
+        self._visible: dict[int, bool] = {int(lab): True for lab in LABEL_COLOURS}
+        self._window = WINDOW_PRESETS[DEFAULT_PRESET]
+        self._updating_levels = False
+        self._layout_mode = "three"
+        self._last_readout: dict[str, Any] | None = None
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(6)
+
+        # -- toolbar row --------------------------------------------------------
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        bar.addWidget(QLabel("Window"))
+        self.preset_combo = QComboBox()
+        for name, (w, lv) in WINDOW_PRESETS.items():
+            self.preset_combo.addItem(f"{name}  W{w:g} / L{lv:g}", name)
+        self.preset_combo.addItem("Custom", "")
+        self.preset_combo.setCurrentIndex(list(WINDOW_PRESETS).index(DEFAULT_PRESET))
+        self.preset_combo.activated.connect(self._preset_chosen)
+        bar.addWidget(self.preset_combo)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("Overlay"))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(int(round(self._opacity * 100)))
+        self.opacity_slider.setFixedWidth(120)
+        self.opacity_slider.setToolTip("Overlay opacity")
+        self.opacity_slider.valueChanged.connect(lambda v: self.set_opacity(v / 100.0))
+        bar.addWidget(self.opacity_slider)
+        self.opacity_label = QLabel("")
+        self.opacity_label.setMinimumWidth(36)
+        bar.addWidget(self.opacity_label)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Layout"))
+        self.layout_combo = QComboBox()
+        for key, text in LAYOUTS.items():
+            self.layout_combo.addItem(text, key)
+        self.layout_combo.currentIndexChanged.connect(
+            lambda i: self.set_layout_mode(self.layout_combo.itemData(i))
+        )
+        bar.addWidget(self.layout_combo)
+        self.reset_view_button = QToolButton()
+        self.reset_view_button.setText("Fit")
+        self.reset_view_button.setToolTip("Fit the slice into the panels (reset zoom and pan)")
+        self.reset_view_button.clicked.connect(self.fit_view)
+        bar.addWidget(self.reset_view_button)
+        root.addLayout(bar)
+
+        # -- panels -------------------------------------------------------------------
+        panels = QHBoxLayout()
+        panels.setSpacing(6)
+        self.input_panel = _Panel("MODEL INPUT · windowed RGB")
+        self.anatomy_panel = _Panel("ANATOMY · grey")
+        self.overlay_panel = _Panel("SEGMENTATION")
+        self.rgb_item = pg.ImageItem()
+        self.grey_item = pg.ImageItem()
+        self.seg_grey_item = pg.ImageItem()
+        self.label_item = pg.ImageItem()
+        self.label_item.setZValue(10)
+        self.input_panel.view.addItem(self.rgb_item)
+        self.anatomy_panel.view.addItem(self.grey_item)
+        self.overlay_panel.view.addItem(self.seg_grey_item)
+        self.overlay_panel.view.addItem(self.label_item)
+        for panel in (self.anatomy_panel, self.overlay_panel):
+            panel.view.setXLink(self.input_panel.view)
+            panel.view.setYLink(self.input_panel.view)
+
+        # legend + per-label visibility in the segmentation panel's header
+        self.label_checks: dict[int, QCheckBox] = {}
+        for label in LABEL_COLOURS:
+            box = QCheckBox(Label(label).display_name)
+            box.setObjectName("liver" if label == Label.LIVER else "tumour")
+            box.setChecked(True)
+            box.setToolTip(f"Show {Label(label).display_name.lower()} in the overlay")
+            box.toggled.connect(lambda on, lab=int(label): self.set_label_visible(lab, on))
+            self.overlay_panel.header.addWidget(box)
+            self.label_checks[int(label)] = box
+
+        # window/level histogram, always visible at the right
+        self.histogram_widget = pg.GraphicsLayoutWidget()
+        self.histogram_widget.setFixedWidth(110)
+        self.histogram = pg.HistogramLUTItem(image=self.grey_item, fillHistogram=True)
+        self.histogram.gradient.loadPreset("grey")
+        self.histogram_widget.addItem(self.histogram)
+        self.histogram.sigLevelsChanged.connect(self._levels_changed)
+        hist_box = QVBoxLayout()
+        hist_box.setSpacing(4)
+        wl_title = QLabel("W / L")
+        wl_title.setObjectName("panelTitle")
+        hist_box.addWidget(wl_title)
+        hist_box.addWidget(self.histogram_widget, 1)
+
+        panels.addWidget(self.input_panel, 1)
+        panels.addWidget(self.anatomy_panel, 1)
+        panels.addWidget(self.overlay_panel, 1)
+        panels.addLayout(hist_box)
+        root.addLayout(panels, 1)
+
+        # -- slice navigation -----------------------------------------------------
+        nav = QHBoxLayout()
+        self.prev_button = QToolButton()
+        self.prev_button.setArrowType(Qt.ArrowType.LeftArrow)
+        self.prev_button.setToolTip("Previous slice (Page Up)")
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.valueChanged.connect(self.set_slice)
+        self.next_button = QToolButton()
+        self.next_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.next_button.setToolTip("Next slice (Page Down)")
+        self.next_button.clicked.connect(lambda: self.step(1))
+        self.slice_label = QLabel("Slice – / –")
+        self.slice_label.setMinimumWidth(120)
+        self.slice_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        nav.addWidget(self.prev_button)
+        nav.addWidget(self.slider, 1)
+        nav.addWidget(self.next_button)
+        nav.addWidget(self.slice_label)
+        root.addLayout(nav)
+
+        for panel, item in (
+            (self.input_panel, self.rgb_item),
+            (self.anatomy_panel, self.grey_item),
+            (self.overlay_panel, self.seg_grey_item),
+        ):
+            panel.view.sigSliceScroll.connect(self.step)
+            panel.graphics.scene().sigMouseMoved.connect(lambda pos, it=item: self._mouse_moved(it, pos))
+
+        self._apply_lut()
+        self._update_opacity_label()
+        self.set_window(*self._window)
+
+    # -- data -----------------------------------------------------------------------------
+    @property
+    def volume(self) -> Volume | None:
+        return self._volume
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return self._labels
+
+    @property
+    def orientation(self) -> DisplayOrientation:
+        return self._orientation
+
+    @property
+    def n_slices(self) -> int:
+        return self._volume.n_slices if self._volume is not None else 0
+
+    @property
+    def slice_index(self) -> int:
+        return self._slice
+
+    def set_volume(self, volume: Volume, spec: PreprocessSpec | None = None) -> None:
+        """Show ``volume`` (drops any labels), starting at its middle slice."""
+        self._volume = volume
+        self._labels = None
+        self._spec = spec or DEFAULT_SPEC
+        self._rgb_cache.clear()
+        self._orientation = display_orientation(volume)
+        is_rgb = volume.intensity is Intensity.WINDOWED_RGB
+        self.preset_combo.setEnabled(not is_rgb)
+        self.anatomy_panel.title.setText(
+            "ANATOMY · grey (from the windowed image)" if is_rgb else "ANATOMY · grey, HU"
+        )
+        if is_rgb:
+            self.histogram.setHistogramRange(0, 255)
+        else:
+            self.histogram.setHistogramRange(-1000, 1500)
+        z, y, x = volume.shape
+        transform = self._orientation.qtransform(y, x)
+        for item in (self.rgb_item, self.grey_item, self.seg_grey_item, self.label_item):
+            item.setTransform(transform)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, z - 1)
+        self.slider.setValue(z // 2)
+        self.slider.blockSignals(False)
+        self._slice = -1
+        self.set_slice(z // 2, force=True)
+        if is_rgb:
+            self.set_levels(0.0, 255.0)
+        else:
+            self.set_window(*self._window)
+        self.fit_view()
+        self.set_layout_mode(self._layout_mode)
+
+    def set_preprocess_spec(self, spec: PreprocessSpec) -> None:
+        """The windowing of the selected model (the model-input panel follows it)."""
+        if spec != self._spec:
+            self._spec = spec
+            self._rgb_cache.clear()
+            if self._volume is not None:
+                self._show_slice()
+
+    def set_labels(self, labels: np.ndarray | None) -> None:
+        """Show a label map (z, y, x) over the grey image, or remove it (None)."""
+        if labels is not None and self._volume is not None and labels.shape != self._volume.shape:
+            raise ValueError(f"labels shape {labels.shape} does not match the volume {self._volume.shape}")
+        self._labels = None if labels is None else np.asarray(labels, dtype=np.uint8)
+        self._show_labels()
+
+    def clear(self) -> None:
+        """Forget the volume and labels and release their memory."""
+        self._volume = None
+        self._labels = None
+        self._rgb_cache.clear()
+        self._last_readout = None
+        for item in (self.rgb_item, self.grey_item, self.seg_grey_item, self.label_item):
+            item.clear()
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, 0)
+        self.slider.blockSignals(False)
+        self._slice = 0
+        self.slice_label.setText("Slice – / –")
+
+    # -- navigation -------------------------------------------------------------------------
+    def set_slice(self, index: int, force: bool = False) -> None:
+        if self._volume is None:
+            return
+        index = int(min(max(int(index), 0), self._volume.n_slices - 1))
+        if index == self._slice and not force:
+            return
+        self._slice = index
+        if self.slider.value() != index:
+            self.slider.blockSignals(True)
+            self.slider.setValue(index)
+            self.slider.blockSignals(False)
+        self._show_slice()
+        self.slice_changed.emit(index)
+
+    def step(self, delta: int) -> None:
+        self.set_slice(self._slice + int(delta))
+
+    def fit_view(self) -> None:
+        if self._volume is not None:
+            self.input_panel.view.autoRange(padding=0.02)
+
+    def set_layout_mode(self, mode: str) -> None:
+        """``three`` panels, or one large ``overlay`` / ``anatomy`` / ``input`` panel."""
+        if mode not in LAYOUTS:
+            raise ValueError(f"unknown layout {mode!r}")
+        self._layout_mode = mode
+        self.input_panel.setVisible(mode in ("three", "input"))
+        self.anatomy_panel.setVisible(mode in ("three", "anatomy"))
+        self.overlay_panel.setVisible(mode in ("three", "overlay"))
+        idx = list(LAYOUTS).index(mode)
+        if self.layout_combo.currentIndex() != idx:
+            self.layout_combo.blockSignals(True)
+            self.layout_combo.setCurrentIndex(idx)
+            self.layout_combo.blockSignals(False)
+
+    @property
+    def layout_mode(self) -> str:
+        return self._layout_mode
+
+    # -- window / level ---------------------------------------------------------------------
+    def set_window(self, width: float, level: float) -> None:
+        self.set_levels(*window_to_levels(width, level))
+
+    def set_levels(self, lo: float, hi: float) -> None:
+        self.histogram.setLevels(float(lo), float(hi))
+        self._levels_changed()
+
+    def window(self) -> tuple[float, float]:
+        """Current (width, level)."""
+        return self._window
+
+    def apply_preset(self, name: str) -> None:
+        self.set_window(*WINDOW_PRESETS[name])
+
+    def _preset_chosen(self, index: int) -> None:
+        name = self.preset_combo.itemData(index)
+        if name:
+            self.apply_preset(name)
+
+    def _levels_changed(self, *_: Any) -> None:
+        if self._updating_levels:
+            return
+        self._updating_levels = True
+        try:
+            lo, hi = self.histogram.getLevels()
+            self.grey_item.setLevels((lo, hi))
+            self.seg_grey_item.setLevels((lo, hi))
+            self._window = levels_to_window(lo, hi)
+            w, lv = self._window
+            match = ""
+            for name, (pw, pl) in WINDOW_PRESETS.items():
+                if abs(pw - w) < 0.5 and abs(pl - lv) < 0.5:
+                    match = name
+            idx = self.preset_combo.findData(match)
+            self.preset_combo.blockSignals(True)
+            self.preset_combo.setCurrentIndex(idx if idx >= 0 else self.preset_combo.count() - 1)
+            self.preset_combo.blockSignals(False)
+            self.window_changed.emit(w, lv)
+        finally:
+            self._updating_levels = False
+
+    # -- overlay ------------------------------------------------------------------------------
+    def set_opacity(self, opacity: float) -> None:
+        self._opacity = min(1.0, max(0.0, float(opacity)))
+        v = int(round(self._opacity * 100))
+        if self.opacity_slider.value() != v:
+            self.opacity_slider.blockSignals(True)
+            self.opacity_slider.setValue(v)
+            self.opacity_slider.blockSignals(False)
+        self._update_opacity_label()
+        self._apply_lut()
+
+    @property
+    def opacity(self) -> float:
+        return self._opacity
+
+    def set_label_visible(self, label: int, visible: bool) -> None:
+        self._visible[int(label)] = bool(visible)
+        box = self.label_checks.get(int(label))
+        if box is not None and box.isChecked() != bool(visible):
+            box.blockSignals(True)
+            box.setChecked(bool(visible))
+            box.blockSignals(False)
+        self._apply_lut()
+
+    def label_visible(self, label: int) -> bool:
+        return self._visible.get(int(label), True)
+
+    def overlay_lut(self) -> np.ndarray:
+        return label_lut(self._opacity, self._visible)
+
+    def _apply_lut(self) -> None:
+        self.label_item.setLookupTable(self.overlay_lut())
+        self.label_item.setLevels((0, 255))
+
+    def _update_opacity_label(self) -> None:
+        self.opacity_label.setText(f"{int(round(self._opacity * 100))} %")
+
+    # -- drawing --------------------------------------------------------------------------------
+    def grey_slice(self, index: int) -> np.ndarray:
+        """The grey image of slice ``index`` (HU, or grey of a windowed image)."""
+        assert self._volume is not None
+        vol = self._volume
+        if vol.intensity is Intensity.WINDOWED_RGB:
+            return np.asarray(vol.array[index], dtype=np.float32).mean(axis=-1)
+        return vol.hu_slice(index)
+
+    def rgb_slice(self, index: int) -> np.ndarray:
+        """Slice ``index`` as the model sees it (uint8 y, x, 3), cached."""
+        assert self._volume is not None
+        rgb = self._rgb_cache.get(index)
+        if rgb is None:
+            rgb = model_input(self._volume, [index], self._spec)[0]
+            self._rgb_cache[index] = rgb
+            while len(self._rgb_cache) > 24:
+                self._rgb_cache.popitem(last=False)
+        else:
+            self._rgb_cache.move_to_end(index)
+        return rgb
+
+    def _show_slice(self) -> None:
+        if self._volume is None:
+            return
+        z = self._slice
+        grey = self.grey_slice(z)
+        lo, hi = self.histogram.getLevels()
+        self.rgb_item.setImage(self.rgb_slice(z), autoLevels=False, levels=(0, 255))
+        self.grey_item.setImage(grey, autoLevels=False, levels=(lo, hi))
+        self.seg_grey_item.setImage(grey, autoLevels=False, levels=(lo, hi))
+        self._show_labels()
+        self.slice_label.setText(f"Slice {z + 1} / {self._volume.n_slices}")
+        if self._last_readout is not None:
+            r = self._last_readout
+            self._emit_readout(z, r["y"], r["x"])
+
+    def _show_labels(self) -> None:
+        if self._labels is None or self._volume is None:
+            self.label_item.clear()
+            return
+        self.label_item.setImage(self._labels[self._slice], autoLevels=False, levels=(0, 255))
+        self.label_item.setLookupTable(self.overlay_lut())
+
+    # -- cursor readout --------------------------------------------------------------------------
+    def readout(self, z: int, y: int, x: int) -> dict[str, Any]:
+        """Values under voxel (z, y, x): HU (or grey), and label name."""
+        assert self._volume is not None
+        vol = self._volume
+        out: dict[str, Any] = {"x": int(x), "y": int(y), "z": int(z)}
+        if vol.intensity is Intensity.WINDOWED_RGB:
+            out["value"] = float(np.asarray(vol.array[z, y, x], dtype=np.float32).mean())
+            out["unit"] = "grey"
+        else:
+            from liverseg_studio.core.volume import hu_from
+
+            out["value"] = float(hu_from(np.asarray(vol.array[z, y, x]), vol.intensity, vol.hu_range))
+            out["unit"] = "HU"
+        if self._labels is not None:
+            out["label"] = Label(int(self._labels[z, y, x])).display_name
+        return out
+
+    @staticmethod
+    def format_readout(r: dict[str, Any], n_slices: int) -> str:
+        text = f"x {r['x']}   y {r['y']}   slice {r['z'] + 1}/{n_slices}   {r['unit']} {r['value']:.0f}"
+        if "label" in r:
+            text += f"   {r['label']}"
+        return text
+
+    def _emit_readout(self, z: int, y: int, x: int) -> None:
+        assert self._volume is not None
+        r = self.readout(z, y, x)
+        self._last_readout = r
+        self.cursor_moved.emit(self.format_readout(r, self._volume.n_slices))
+
+    def _mouse_moved(self, item: pg.ImageItem, scene_pos: QPointF) -> None:
+        if self._volume is None or item.image is None:
+            return
+        p = item.mapFromScene(scene_pos)
+        x, y = int(np.floor(p.x())), int(np.floor(p.y()))
+        _, ny, nx = self._volume.shape
+        if 0 <= x < nx and 0 <= y < ny:
+            self._emit_readout(self._slice, y, x)
+        else:
+            self._last_readout = None
+            self.cursor_moved.emit("")

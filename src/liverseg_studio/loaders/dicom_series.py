@@ -1,0 +1,242 @@
+"""A folder holding a DICOM CT series (pydicom).
+
+* Every file under the folder (recursively, ``DICOMDIR`` skipped) is read
+  header-only; files that are not DICOM images are skipped.
+* Files are grouped by SeriesInstanceUID.  Non-CT series (e.g. a scout MR,
+  a SEG, a report) are ignored when a CT series is present.  Several CT
+  series raise :class:`~liverseg_studio.core.errors.MultipleSeriesError`
+  unless ``LoadOptions.series_uid`` names one (CLI ``--series UID``).
+* Slices are sorted by ImagePositionPatient projected on the slice normal
+  (row x column direction cosines), **not** by file name or InstanceNumber.
+  Two slices at the same position, mixed orientations or sizes, and uneven
+  gaps (a missing slice) are refused: the affine could not describe them.
+* The affine's columns are row cosine x dx, column cosine x dy, the step
+  between consecutive slice positions, and the first slice's position, in
+  LPS, converted to RAS with ``diag(-1, -1, 1, 1)``.
+* ``Volume.meta`` keeps ``files`` (paths in slice order), ``sop_instance_uids``
+  (same order), ``series_uid``, ``study_uid`` and ``frame_of_reference_uid``:
+  the DICOM SEG exporter needs the source datasets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liverseg_studio.core.errors import LoaderError, MultipleSeriesError
+from liverseg_studio.core.volume import Intensity, Volume
+from liverseg_studio.loaders import dicom as dcm
+from liverseg_studio.loaders._common import check_memory, detect_format, has_extension, looks_like_raw_dicom
+
+NAME = "dicom-series"
+#: Stop scanning a folder after this many files (a whole PACS export is not a series).
+MAX_FILES = 20000
+_SKIP_NAMES = {"dicomdir"}
+#: Slice steps may differ from their median by this fraction.
+_GAP_TOLERANCE = 0.1
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """Any folder: this loader gives the precise error for folders without DICOM images."""
+    return path.is_dir()
+
+
+@dataclass
+class _Header:
+    path: Path
+    ds: Any
+    series_uid: str
+    modality: str
+    description: str
+
+
+def _candidate_files(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            if name.lower() in _SKIP_NAMES or name.startswith("."):
+                continue
+            files.append(Path(root) / name)
+            if len(files) > MAX_FILES:
+                raise LoaderError(folder, f"folder holds more than {MAX_FILES} files; choose the series folder itself")
+    return files
+
+
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        return False
+    if not head:
+        return False
+    fmt = detect_format(head)
+    if fmt == "dicom":
+        return True
+    if fmt is not None:
+        return False
+    return looks_like_raw_dicom(head) or has_extension(path, dcm.EXTENSIONS)
+
+
+def _scan(folder: Path) -> tuple[list[_Header], list[str]]:
+    headers: list[_Header] = []
+    skipped: list[str] = []
+    for f in _candidate_files(folder):
+        if not _is_dicom_file(f):
+            continue
+        try:
+            ds = dcm.read_dataset(f, stop_before_pixels=True)
+        except LoaderError as exc:
+            skipped.append(f"{f.name}: {exc.reason}")
+            continue
+        if dcm._get(ds, "Rows") is None:  # not an image (report, DICOMDIR, presentation state ...)
+            skipped.append(f"{f.name}: not an image")
+            continue
+        uid = str(dcm._get(ds, "SeriesInstanceUID", "") or "")
+        headers.append(
+            _Header(
+                path=f,
+                ds=ds,
+                series_uid=uid,
+                modality=str(dcm._get(ds, "Modality", "") or "").strip().upper(),
+                description=str(dcm._get(ds, "SeriesDescription", "") or ""),
+            )
+        )
+    return headers, skipped
+
+
+def _choose_series(folder: Path, headers: list[_Header], series_uid: str | None) -> list[_Header]:
+    groups: dict[str, list[_Header]] = defaultdict(list)
+    for h in headers:
+        groups[h.series_uid].append(h)
+    if series_uid is not None:
+        if series_uid not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise LoaderError(folder, f"no series {series_uid!r} in this folder (found: {known})")
+        return groups[series_uid]
+    ct = {uid: hs for uid, hs in groups.items() if any(h.modality == "CT" for h in hs)}
+    if not ct:
+        found = ", ".join(sorted({h.modality or "no modality" for h in headers}))
+        raise LoaderError(folder, f"folder holds no CT series (found modality {found}); only CT is supported")
+    if len(ct) > 1:
+        listing = [(uid or "<no SeriesInstanceUID>", hs[0].description, len(hs)) for uid, hs in ct.items()]
+        raise MultipleSeriesError(folder, sorted(listing))
+    return next(iter(ct.values()))
+
+
+def _geometry(folder: Path, hs: list[_Header]) -> tuple[list[_Header], np.ndarray, bool, list[str]]:
+    """Sort ``hs`` along the slice normal; return (sorted, affine, spacing_known, warnings)."""
+    warnings: list[str] = []
+    first = hs[0].ds
+    orient = dcm.orientation(first)
+    spacing = dcm.pixel_spacing(first)
+    for h in hs[1:]:
+        o = dcm.orientation(h.ds)
+        if (o is None) != (orient is None) or (
+            o is not None and orient is not None and (np.abs(o[0] - orient[0]).max() > 1e-3 or np.abs(o[1] - orient[1]).max() > 1e-3)
+        ):
+            raise LoaderError(h.path, "slices of the series have different ImageOrientationPatient")
+        s = dcm.pixel_spacing(h.ds)
+        if (s is None) != (spacing is None) or (s is not None and spacing is not None and np.abs(np.subtract(s, spacing)).max() > 1e-3):
+            raise LoaderError(h.path, "slices of the series have different PixelSpacing")
+    positions = [dcm._floats(h.ds, "ImagePositionPatient", 3) for h in hs]
+    missing = [h.path.name for h, p in zip(hs, positions) if p is None]
+    if orient is None:
+        if len(hs) > 1:
+            raise LoaderError(folder, "series has no valid ImageOrientationPatient; cannot order its slices")
+        row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    else:
+        row, col = orient
+    normal = np.cross(row, col)
+    if missing and len(hs) > 1:
+        raise LoaderError(
+            folder, f"{len(missing)} of {len(hs)} slices have no valid ImagePositionPatient (e.g. {missing[0]})"
+        )
+    if len(hs) == 1:
+        origin = np.array(positions[0]) if positions[0] is not None else np.zeros(3)
+        thickness = dcm._float(first, "SpacingBetweenSlices") or dcm._float(first, "SliceThickness") or 1.0
+        thickness = thickness if 0 < thickness < 1e4 else 1.0
+        step = normal * thickness
+        ordered = hs
+    else:
+        pos = np.array(positions, dtype=np.float64)
+        along = pos @ normal
+        order = np.argsort(along, kind="stable")
+        ordered = [hs[i] for i in order]
+        pos, along = pos[order], along[order]
+        gaps = np.diff(along)
+        if np.min(gaps) < 1e-3:
+            i = int(np.argmin(gaps))
+            raise LoaderError(
+                folder,
+                f"two slices lie at the same position ({along[i]:.2f} mm along the normal: "
+                f"{ordered[i].path.name}, {ordered[i + 1].path.name}); several acquisitions in one series?",
+            )
+        median = float(np.median(gaps))
+        if np.max(np.abs(gaps - median)) > _GAP_TOLERANCE * median:
+            raise LoaderError(
+                folder,
+                f"uneven slice spacing ({gaps.min():.2f} to {gaps.max():.2f} mm between neighbours): "
+                "missing slices or a mixed series",
+            )
+        # in-plane drift of positions (a tilted gantry or inconsistent headers)
+        step = (pos[-1] - pos[0]) / (len(pos) - 1)
+        drift = np.linalg.norm(pos - (pos[0] + np.outer(np.arange(len(pos)), step)), axis=1).max()
+        if drift > max(0.1 * median, 0.5):
+            raise LoaderError(folder, f"slice positions do not lie on a line (off by up to {drift:.1f} mm)")
+        origin = pos[0]
+        if abs(float(np.dot(step / np.linalg.norm(step), normal))) < 0.99:
+            warnings.append("gantry tilt or sheared slice stack: affine is sheared")
+    if spacing is None:
+        warnings.append("no valid PixelSpacing: voxel size unknown")
+        return ordered, np.eye(4), False, warnings
+    return ordered, dcm.ras_affine(row, col, spacing, origin, step), True, warnings
+
+
+def load(path: Path, options) -> Volume:
+    """Read the CT series in folder ``path`` as an HU :class:`Volume` (see the module docstring)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise LoaderError(folder, "not a folder")
+    headers, skipped = _scan(folder)
+    if not headers:
+        detail = f" ({len(skipped)} unreadable: {skipped[0]})" if skipped else ""
+        raise LoaderError(folder, f"folder holds no DICOM images{detail}")
+    chosen = _choose_series(folder, headers, options.series_uid)
+    for h in chosen:
+        dcm.check_ct_image(h.path, h.ds, need_pixels=False)
+    rows, cols = int(dcm._int(chosen[0].ds, "Rows")), int(dcm._int(chosen[0].ds, "Columns"))
+    for h in chosen[1:]:
+        if (dcm._int(h.ds, "Rows"), dcm._int(h.ds, "Columns")) != (rows, cols):
+            raise LoaderError(h.path, f"slice size differs from the series ({rows}x{cols})")
+    ordered, affine, spacing_known, warnings = _geometry(folder, chosen)
+    n = len(ordered)
+    check_memory(folder, n * rows * cols * 4 * 2, options.max_bytes, what="decoded series")
+    hu = np.empty((n, rows, cols), dtype=np.float32)
+    for k, h in enumerate(ordered):
+        ds = dcm.read_dataset(h.path)
+        dcm.check_ct_image(h.path, ds)
+        hu[k] = dcm.decode_hu(h.path, ds, rows, cols)
+    meta: dict[str, Any] = dcm.series_meta(ordered[0].ds)
+    meta["files"] = [str(h.path) for h in ordered]
+    meta["sop_instance_uids"] = [str(dcm._get(h.ds, "SOPInstanceUID", "")) for h in ordered]
+    meta["n_files"] = n
+    if skipped:
+        meta["skipped_files"] = len(skipped)
+    if warnings:
+        meta["warning"] = "; ".join(warnings)
+    return Volume(
+        array=hu,
+        affine=affine,
+        intensity=Intensity.HU,
+        source=str(folder),
+        loader=NAME,
+        spacing_known=spacing_known,
+        meta=meta,
+    )

@@ -1,0 +1,608 @@
+"""Exporters of a :class:`~liverseg_studio.segment.pipeline.SegmentationResult`.
+
+Formats (``--export``), each written atomically (:mod:`liverseg_studio.core.io`)
+and never over an existing file unless ``overwrite``:
+
+``nifti``
+    volumes: ``<name>_mask.nii.gz``, uint8, exactly the input's shape and
+    affine (``Nifti1Image(labels.T, volume.affine)``), NIfTI intent "label",
+    label names in a JSON NIfTI extension (code 6, comment) and in
+    ``descrip``.  2D inputs (one slice): ``<name>_mask.png`` (values 0/1/2,
+    the input's size) and ``<name>_overlay.png``; a 2D input with a known
+    geometry (a single DICOM file) gets the ``.nii.gz`` too.
+``dicom-seg``
+    DICOM inputs only: ``<name>_seg.dcm``, a DICOM Segmentation (highdicom)
+    referencing the source images listed in ``Volume.meta["files"]``.
+``png``
+    ``<name>_montage.png``: the slices with the most liver, overlay coloured,
+    with a legend.
+``json``
+    ``<name>_report.json``.
+
+:func:`planned_outputs` tells which files an export will write (to check for
+clashes before the long work); :func:`export_result` writes them, and if
+anything fails or is interrupted, none of this input's files is left behind
+half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from liverseg_studio import __version__
+from liverseg_studio.core.colours import LABEL_COLOURS, LABEL_NAMES, overlay_rgb
+from liverseg_studio.core.errors import LiversegError
+from liverseg_studio.core.io import atomic_output, check_can_write
+from liverseg_studio.core.volume import Intensity, Label, Volume
+from liverseg_studio.segment.pipeline import SegmentationResult
+
+SOFTWARE_NAME = "LiverSeg Studio"
+FORMATS = ("nifti", "dicom-seg", "png", "json")
+DEFAULT_FORMATS = FORMATS
+
+#: What the NIfTI extension / sidecar records about the labels.
+LABEL_TABLE = {str(int(lab)): LABEL_NAMES[lab] for lab in Label}
+
+# SNOMED CT codes of the DICOM SEG segments (as the issue and DICOM CID 7150/7151 use them)
+_SEGMENTS = (
+    # number, label, (category code, meaning), (type code, meaning)
+    (int(Label.LIVER), "Liver", ("123037004", "Anatomical Structure"), ("10200004", "Liver")),
+    (
+        int(Label.TUMOUR),
+        "Liver tumour",
+        ("49755003", "Morphologically Abnormal Structure"),
+        ("108369006", "Neoplasm"),
+    ),
+)
+
+_IMAGE_SUFFIXES = (
+    ".nii.gz",
+    ".nii",
+    ".mrc.gz",
+    ".mrc",
+    ".map",
+    ".dcm",
+    ".dicom",
+    ".ima",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".gz",
+)
+
+
+# -- names ----------------------------------------------------------------------
+def output_name(path: str | Path) -> str:
+    """The ``<name>`` outputs are named after: the file name without its image suffix(es)."""
+    name = Path(str(path).rstrip("/\\")).name or "input"
+    lower = name.lower()
+    for suffix in _IMAGE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    name = re.sub(r"[^\w.\-]+", "_", name).strip("._") or "input"
+    return name
+
+
+def unique_names(paths: Sequence[str | Path]) -> list[str]:
+    """:func:`output_name` of each path, with ``-2``, ``-3`` ... added where two would clash."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        base = output_name(p)
+        key = base.lower()
+        n = seen.get(key, 0) + 1
+        seen[key] = n
+        out.append(base if n == 1 else f"{base}-{n}")
+    return out
+
+
+def is_dicom(volume: Volume) -> bool:
+    """Whether ``volume`` came from DICOM (a DICOM SEG can reference it)."""
+    return "dicom" in (volume.loader or "").lower() or bool(volume.meta.get("SeriesInstanceUID")) and bool(
+        volume.meta.get("files")
+    )
+
+
+def _writes_png_mask(volume: Volume) -> bool:
+    return volume.is_2d
+
+
+def _writes_nifti(volume: Volume) -> bool:
+    return not volume.is_2d or volume.spacing_known
+
+
+def normalise_formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Parse ``"nifti,png"`` (or a list) into known format names; raises LiversegError on unknown ones."""
+    if formats is None:
+        return DEFAULT_FORMATS
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out: list[str] = []
+    for item in items:
+        f = item.strip().lower().replace("_", "-")
+        if not f:
+            continue
+        if f in ("seg", "dicomseg", "dicom"):
+            f = "dicom-seg"
+        if f not in FORMATS:
+            raise LiversegError(f"unknown export format {item.strip()!r} (known: {', '.join(FORMATS)})")
+        if f not in out:
+            out.append(f)
+    if not out:
+        raise LiversegError(f"no export format given (known: {', '.join(FORMATS)})")
+    return tuple(out)
+
+
+def planned_outputs(volume: Volume, name: str, out_dir: str | Path, formats: Iterable[str]) -> dict[str, Path]:
+    """The files :func:`export_result` will write for ``volume``: key -> path.
+
+    Keys: ``mask_nifti``, ``mask_png``, ``overlay_png``, ``dicom_seg``, ``montage``, ``report``.
+    ``dicom-seg`` is silently left out for non-DICOM inputs (see :func:`skipped_formats`).
+    """
+    out = Path(out_dir)
+    fm = normalise_formats(list(formats))
+    plan: dict[str, Path] = {}
+    if "nifti" in fm:
+        if _writes_png_mask(volume):
+            plan["mask_png"] = out / f"{name}_mask.png"
+            plan["overlay_png"] = out / f"{name}_overlay.png"
+        if _writes_nifti(volume):
+            plan["mask_nifti"] = out / f"{name}_mask.nii.gz"
+    if "dicom-seg" in fm and is_dicom(volume):
+        plan["dicom_seg"] = out / f"{name}_seg.dcm"
+    if "png" in fm:
+        plan["montage"] = out / f"{name}_montage.png"
+    if "json" in fm:
+        plan["report"] = out / f"{name}_report.json"
+    return plan
+
+
+def skipped_formats(volume: Volume, formats: Iterable[str]) -> dict[str, str]:
+    """Requested formats that do not apply to ``volume``: format -> reason."""
+    fm = normalise_formats(list(formats))
+    if "dicom-seg" in fm and not is_dicom(volume):
+        return {"dicom-seg": "the input is not DICOM"}
+    return {}
+
+
+# -- display helpers ------------------------------------------------------------------
+#: The abdominal window used for grey display of HU (W400 / L40).
+DISPLAY_WINDOW_HU = (-160.0, 240.0)
+
+
+def display_slice(volume: Volume, index: int) -> np.ndarray:
+    """Slice ``index`` as uint8 for display: grey (y, x) or, for windowed RGB input, (y, x, 3)."""
+    raw = volume.array[index]
+    if volume.intensity is Intensity.WINDOWED_RGB:
+        return np.asarray(raw, dtype=np.uint8)
+    if volume.intensity is Intensity.DISPLAY8 and np.asarray(raw).dtype == np.uint8:
+        return np.asarray(raw)
+    lo, hi = DISPLAY_WINDOW_HU
+    hu = volume.hu_slice(index)
+    grey = (np.clip(hu, lo, hi) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.rint(grey).astype(np.uint8)
+
+
+def radiological_transform(affine: np.ndarray) -> tuple[bool, bool, bool]:
+    """How to show an axial slice (rows y, columns x) in radiological convention.
+
+    Returns ``(transpose, flip_rows, flip_cols)`` so that, after them, columns
+    run from the patient's right to left and rows from anterior to posterior.
+    Applied to (y, x) arrays: transpose first, then the flips.
+    """
+    a = np.asarray(affine, dtype=np.float64)[:3, :2]  # world direction of the x (col) and y (row) index
+    col_dir, row_dir = a[:, 0], a[:, 1]
+    # which in-plane index runs mostly left-right (RAS x)?
+    transpose = abs(row_dir[0]) > abs(col_dir[0])
+    if transpose:
+        col_dir, row_dir = row_dir, col_dir
+    flip_cols = col_dir[0] > 0  # columns must go towards patient left = RAS -x
+    flip_rows = row_dir[1] > 0  # rows must go towards posterior = RAS -y
+    return bool(transpose), bool(flip_rows), bool(flip_cols)
+
+
+def _orient(img: np.ndarray, how: tuple[bool, bool, bool]) -> np.ndarray:
+    transpose, flip_rows, flip_cols = how
+    if transpose:
+        img = np.swapaxes(img, 0, 1)
+    if flip_rows:
+        img = img[::-1]
+    if flip_cols:
+        img = img[:, ::-1]
+    return np.ascontiguousarray(img)
+
+
+# -- writers --------------------------------------------------------------------
+def _nifti_image(result: SegmentationResult) -> Any:
+    import nibabel as nib
+
+    vol = result.volume
+    labels = np.asarray(result.labels, dtype=np.uint8)
+    img = nib.Nifti1Image(labels.T, vol.affine)
+    hdr = img.header
+    hdr.set_data_dtype(np.uint8)
+    code = 1 if vol.spacing_known else 0
+    img.set_qform(vol.affine, code=code)
+    img.set_sform(vol.affine, code=code)
+    if vol.spacing_known:
+        hdr.set_xyzt_units("mm")
+    hdr.set_intent("label", name="labels")
+    hdr["descrip"] = b"liverseg labels 0=background 1=liver 2=liver tumour"
+    hdr["cal_min"], hdr["cal_max"] = 0, 2
+    ext = {
+        "software": f"{SOFTWARE_NAME} {__version__}",
+        "labels": LABEL_TABLE,
+        "colours": {str(int(k)): list(v) for k, v in LABEL_COLOURS.items()},
+        "model": result.model.to_json(),
+        "source": vol.source,
+    }
+    hdr.extensions.append(nib.nifti1.Nifti1Extension("comment", json.dumps(ext).encode("utf-8")))
+    return img
+
+
+def write_nifti_mask(result: SegmentationResult, path: str | Path, *, overwrite: bool = False) -> Path:
+    """``<name>_mask.nii.gz`` with the input's shape and affine."""
+    import nibabel as nib
+
+    img = _nifti_image(result)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
+
+
+def _save_png(arr: np.ndarray, path: str | Path, overwrite: bool) -> Path:
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        im.save(tmp, format="PNG")
+    return Path(path)
+
+
+def write_png_mask(result: SegmentationResult, path: str | Path, *, overwrite: bool = False) -> Path:
+    """2D inputs: ``<name>_mask.png``, 8-bit grey with values 0/1/2, the input's size."""
+    if not result.volume.is_2d:
+        raise LiversegError("a PNG mask is only written for 2D inputs (one slice)")
+    return _save_png(np.asarray(result.labels[0], dtype=np.uint8), path, overwrite)
+
+
+def write_png_overlay(result: SegmentationResult, path: str | Path, *, overwrite: bool = False) -> Path:
+    """2D inputs: ``<name>_overlay.png``, the input with the labels coloured, the input's size."""
+    if not result.volume.is_2d:
+        raise LiversegError("a PNG overlay is only written for 2D inputs (one slice)")
+    rgb = overlay_rgb(display_slice(result.volume, 0), result.labels[0])
+    return _save_png(rgb, path, overwrite)
+
+
+def montage_slices(labels: np.ndarray, n: int = 12) -> list[int]:
+    """Up to ``n`` slice indices with the most liver, in slice order (the middle slice if none has liver)."""
+    counts = np.array([np.count_nonzero(labels[k]) for k in range(labels.shape[0])])
+    if not counts.any():
+        return [labels.shape[0] // 2]
+    order = np.argsort(-counts, kind="stable")
+    chosen = [int(k) for k in order[:n] if counts[k] > 0]
+    return sorted(chosen)
+
+
+def montage_image(
+    result: SegmentationResult, *, n: int = 12, tile: int = 256, columns: int = 4
+) -> np.ndarray:
+    """The montage as an RGB uint8 array (see :func:`write_montage`)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    vol = result.volume
+    idx = montage_slices(result.labels, n)
+    how = radiological_transform(vol.affine) if vol.spacing_known else (False, False, False)
+    dz, dy, dx = vol.spacing if vol.spacing_known else (1.0, 1.0, 1.0)
+    tiles = []
+    for k in idx:
+        rgb = overlay_rgb(display_slice(vol, k), result.labels[k])
+        rgb = _orient(rgb, how)
+        h, w = rgb.shape[:2]
+        ph, pw = (dx, dy) if how[0] else (dy, dx)  # physical size of a pixel (rows, cols)
+        aspect_h, aspect_w = h * ph, w * pw
+        scale = tile / max(aspect_h, aspect_w)
+        size = (max(1, int(round(aspect_w * scale))), max(1, int(round(aspect_h * scale))))
+        im = Image.fromarray(rgb).resize(size, Image.Resampling.NEAREST if max(h, w) < tile else Image.Resampling.BILINEAR)
+        canvas = Image.new("RGB", (tile, tile), (0, 0, 0))
+        canvas.paste(im, ((tile - size[0]) // 2, (tile - size[1]) // 2))
+        draw = ImageDraw.Draw(canvas)
+        draw.text((4, 4), f"slice {k}", fill=(255, 255, 0), font=ImageFont.load_default())
+        tiles.append(canvas)
+    cols = min(columns, len(tiles))
+    rows = (len(tiles) + cols - 1) // cols
+    legend_h = 56
+    sheet = Image.new("RGB", (cols * tile, rows * tile + legend_h), (24, 24, 24))
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % cols) * tile, (i // cols) * tile))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    y0 = rows * tile + 8
+    x = 8
+    st = result.stats
+    for label, colour in LABEL_COLOURS.items():
+        draw.rectangle([x, y0, x + 14, y0 + 14], fill=colour, outline=(255, 255, 255))
+        if st.spacing_known:
+            amount = f"{st.liver_ml:.1f} mL" if label is Label.LIVER else f"{st.tumour_ml:.1f} mL"
+        else:
+            amount = f"{st.liver_voxels} vx" if label is Label.LIVER else f"{st.tumour_voxels} vx"
+        text = f"{LABEL_NAMES[label]} ({amount})"
+        draw.text((x + 20, y0 + 1), text, fill=(255, 255, 255), font=font)
+        x += 30 + int(draw.textlength(text, font=font)) + 16
+    orient = "radiological view (patient right on the left)" if vol.spacing_known else "stored orientation"
+    draw.text((8, y0 + 24), f"{Path(vol.source).name or 'input'} - {orient}", fill=(200, 200, 200), font=font)
+    return np.asarray(sheet)
+
+
+def write_montage(result: SegmentationResult, path: str | Path, *, overwrite: bool = False, n: int = 12) -> Path:
+    """``<name>_montage.png``: the ``n`` slices with the most liver, overlay coloured, with a legend."""
+    return _save_png(montage_image(result, n=n), path, overwrite)
+
+
+# -- DICOM SEG ------------------------------------------------------------------------
+def _source_files(volume: Volume) -> list[Path]:
+    files = volume.meta.get("files")
+    if not files:
+        src = Path(volume.source) if volume.source else None
+        if src is not None and src.is_file():
+            return [src]
+        raise LiversegError(f"{volume.source}: no DICOM source files recorded; cannot reference them in a DICOM SEG")
+    return [Path(str(f)) for f in files]
+
+
+def _frames_for_sources(volume: Volume, sources: list[Any]) -> list[int]:
+    """The volume slice of each source image, from its ImagePositionPatient and the volume affine."""
+    inv = np.linalg.inv(volume.affine)
+    lps_to_ras = np.array([-1.0, -1.0, 1.0])
+    out = []
+    for ds in sources:
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1:
+            raise LiversegError("DICOM SEG export supports single-frame source images only")
+        pos = getattr(ds, "ImagePositionPatient", None)
+        if pos is None:
+            if len(sources) == 1 and volume.n_slices == 1:
+                return [0]
+            raise LiversegError(f"{ds.filename}: no ImagePositionPatient; cannot place it in a DICOM SEG")
+        ras = np.asarray([float(v) for v in pos]) * lps_to_ras
+        x, y, z = (inv @ np.append(ras, 1.0))[:3]
+        k = int(round(z))
+        if abs(x) > 0.05 or abs(y) > 0.05 or abs(z - k) > 0.05 or not 0 <= k < volume.n_slices:
+            raise LiversegError(
+                f"{ds.filename}: source image position does not match the segmented volume's geometry"
+            )
+        out.append(k)
+    return out
+
+
+def dicom_seg_dataset(result: SegmentationResult) -> Any:
+    """A highdicom ``Segmentation`` of ``result`` referencing the source series."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
+
+    vol = result.volume
+    files = _source_files(vol)
+    try:
+        sources = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in files]
+    except Exception as exc:  # noqa: BLE001
+        raise LiversegError(f"cannot re-read DICOM source files for the SEG: {exc}") from exc
+    frames = _frames_for_sources(vol, sources)
+    pixel = np.stack([np.asarray(result.labels[k], dtype=np.uint8) for k in frames])
+    name = result.model.name or result.backend or "unknown model"
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=name[:64],
+        family=codes.cid7162.ArtificialIntelligence,
+        version=(result.model.version or "unknown")[:64],
+        source=SOFTWARE_NAME,
+    )
+    descriptions = []
+    for number, label, (cat, cat_meaning), (typ, typ_meaning) in _SEGMENTS:
+        colour = LABEL_COLOURS[Label(number)]
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=label,
+                segmented_property_category=Code(cat, "SCT", cat_meaning),
+                segmented_property_type=Code(typ, "SCT", typ_meaning),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+                anatomic_regions=[Code("10200004", "SCT", "Liver")] if number == Label.TUMOUR else None,
+                display_color=hd.color.CIELabColor.from_rgb(*colour)
+                if hasattr(hd.color.CIELabColor, "from_rgb")
+                else None,
+            )
+        )
+    series_number = int(getattr(sources[0], "SeriesNumber", 0) or 0) + 1000
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=pixel,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(),
+            series_number=series_number,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer=SOFTWARE_NAME,
+            manufacturer_model_name=f"{name} {result.model.version}".strip()[:64],
+            software_versions=__version__,
+            device_serial_number="none",
+            series_description="LiverSeg liver and tumour",
+            content_description=f"liver and liver tumour segmentation by {name}"[:64],
+            content_label="LIVERSEG",
+            omit_empty_frames=bool(np.any(pixel)),
+        )
+    except LiversegError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - incomplete source headers etc.
+        raise LiversegError(f"cannot make a DICOM SEG for {vol.source}: {type(exc).__name__}: {exc}") from exc
+    return seg
+
+
+def write_dicom_seg(result: SegmentationResult, path: str | Path, *, overwrite: bool = False) -> Path:
+    """``<name>_seg.dcm`` (DICOM inputs only)."""
+    if not is_dicom(result.volume):
+        raise LiversegError(f"{result.volume.source}: DICOM SEG needs a DICOM input")
+    seg = dicom_seg_dataset(result)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        seg.save_as(str(tmp), enforce_file_format=True)
+    return Path(path)
+
+
+# -- report -----------------------------------------------------------------------
+def report_dict(
+    result: SegmentationResult,
+    *,
+    input_path: str | Path | None = None,
+    load_seconds: float | None = None,
+    outputs: Mapping[str, Path] | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The content of ``<name>_report.json``."""
+    vol = result.volume
+    st = result.stats
+    t = result.timings
+    meta = {
+        k: v
+        for k, v in vol.meta.items()
+        if k != "files" and isinstance(v, (str, int, float, bool)) and not isinstance(v, bytes)
+    }
+    report: dict[str, Any] = {
+        "software": {"name": SOFTWARE_NAME, "version": __version__},
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "input": {
+            "path": str(input_path if input_path is not None else vol.source),
+            "loader": vol.loader,
+            "shape_zyx": list(vol.shape),
+            "spacing_mm_zyx": [round(s, 6) for s in vol.spacing] if vol.spacing_known else None,
+            "spacing_known": vol.spacing_known,
+            "intensity": vol.intensity.value,
+            "n_source_files": len(vol.meta.get("files") or []) or None,
+            "meta": meta,
+        },
+        "model": {"backend": result.backend, **result.model.to_json()},
+        "postprocessing": {
+            "enabled": result.postprocessed,
+            "min_component_mm3": result.min_component_mm3,
+            "threshold_unit": "mm3" if vol.spacing_known else "voxels (spacing unknown)",
+            "changes": result.postprocess_report.to_json() if result.postprocess_report else None,
+        },
+        "timings_s": {
+            "load": None if load_seconds is None else round(load_seconds, 4),
+            "inference": round(t.get("inference", 0.0), 4),
+            "postprocess": round(t.get("postprocess", 0.0), 4),
+            "volumetry": round(t.get("volumetry", 0.0), 4),
+            **{k: round(v, 4) for k, v in t.items() if k.startswith("backend_")},
+        },
+        "throughput_slices_per_s": round(result.slices_per_second, 3)
+        if np.isfinite(result.slices_per_second)
+        else None,
+        "liver_ml": None if st.liver_ml is None else round(st.liver_ml, 3),
+        "tumour_ml": None if st.tumour_ml is None else round(st.tumour_ml, 3),
+        "tumour_burden_percent": None if st.tumour_burden_percent is None else round(st.tumour_burden_percent, 3),
+        "liver_voxels": st.liver_voxels,
+        "tumour_voxels": st.tumour_voxels,
+        "lesions": [les.to_json() for les in st.lesions],
+        "volumetry": st.to_json(),
+        "labels": LABEL_TABLE,
+        "outputs": {k: Path(p).name for k, p in (outputs or {}).items()},
+        "notes": [n for n in ([st.note] if st.note else []) + list(notes) if n],
+    }
+    if not vol.spacing_known and vol.is_2d:
+        report["liver_area_px"] = st.liver_voxels
+        report["tumour_area_px"] = st.tumour_voxels
+    return report
+
+
+def write_report(
+    result: SegmentationResult,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    input_path: str | Path | None = None,
+    load_seconds: float | None = None,
+    outputs: Mapping[str, Path] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """``<name>_report.json``."""
+    data = report_dict(result, input_path=input_path, load_seconds=load_seconds, outputs=outputs, notes=notes)
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+# -- all at once --------------------------------------------------------------------
+def export_result(
+    result: SegmentationResult,
+    out_dir: str | Path,
+    name: str,
+    formats: Iterable[str] = DEFAULT_FORMATS,
+    *,
+    overwrite: bool = False,
+    input_path: str | Path | None = None,
+    load_seconds: float | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write every requested output of one input; returns key -> path of what was written.
+
+    All files are first written to temporary files; only when all are
+    complete are they renamed into place, so a failure or an interrupt
+    (Ctrl-C, SIGTERM turned into KeyboardInterrupt) leaves nothing of this
+    input behind.
+    """
+    out = Path(out_dir)
+    plan = planned_outputs(result.volume, name, out, formats)
+    check_can_write(plan.values(), overwrite=overwrite)
+    writers: dict[str, Callable[[Path], None]] = {}
+    if "mask_nifti" in plan:
+
+        def _nii(tmp: Path) -> None:
+            import nibabel as nib
+
+            nib.save(_nifti_image(result), str(tmp))
+
+        writers["mask_nifti"] = _nii
+    if "mask_png" in plan:
+        writers["mask_png"] = lambda tmp: _pil_save(np.asarray(result.labels[0], dtype=np.uint8), tmp)
+    if "overlay_png" in plan:
+        writers["overlay_png"] = lambda tmp: _pil_save(
+            overlay_rgb(display_slice(result.volume, 0), result.labels[0]), tmp
+        )
+    if "dicom_seg" in plan:
+        writers["dicom_seg"] = lambda tmp: dicom_seg_dataset(result).save_as(str(tmp), enforce_file_format=True)
+    if "montage" in plan:
+        writers["montage"] = lambda tmp: _pil_save(montage_image(result), tmp)
+    if "report" in plan:
+
+        def _report(tmp: Path) -> None:
+            data = report_dict(
+                result, input_path=input_path, load_seconds=load_seconds, outputs=plan, notes=notes
+            )
+            tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+        writers["report"] = _report
+
+    with contextlib.ExitStack() as stack:
+        for key, write in writers.items():
+            tmp = stack.enter_context(atomic_output(plan[key], overwrite=overwrite))
+            write(tmp)
+        # leaving the stack renames every temporary file into place
+    return {k: plan[k] for k in writers}
+
+
+def _pil_save(arr: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(arr)).save(path, format="PNG")

@@ -54,15 +54,19 @@ class ModelInfo:
 
 
 def _card_files(card: Mapping[str, Any]) -> dict[str, str]:
-    """name -> sha256 from the card's ``files`` (a list of dicts or a mapping)."""
+    """file name -> sha256 from the card's ``files``.
+
+    model.json (``core.modelcard``) stores ``{kind: {"path": name, "sha256": ..}}``;
+    a plain ``{name: sha256}`` mapping or a list of ``{"name"|"path", "sha256"}`` is accepted too.
+    """
     files = card.get("files") or {}
     out: dict[str, str] = {}
     if isinstance(files, Mapping):
-        for name, value in files.items():
+        for key, value in files.items():
             if isinstance(value, Mapping):
-                out[str(name)] = str(value.get("sha256", ""))
+                out[str(value.get("path", key))] = str(value.get("sha256", ""))
             else:
-                out[str(name)] = str(value)
+                out[str(key)] = str(value)
     elif isinstance(files, (list, tuple)):
         for entry in files:
             if isinstance(entry, Mapping) and ("name" in entry or "path" in entry):
@@ -73,6 +77,8 @@ def _card_files(card: Mapping[str, Any]) -> dict[str, str]:
 def model_info(backend: Any) -> ModelInfo:
     """What is known about the backend's model: card name/version/sha256, else the backend's name."""
     card = getattr(backend, "card", None)
+    if card is not None and not isinstance(card, Mapping) and callable(getattr(card, "to_json", None)):
+        card = card.to_json()  # a core.modelcard.ModelCard
     model_dir = getattr(backend, "model_dir", None)
     if not isinstance(card, Mapping) or not card:
         return ModelInfo(name=str(getattr(backend, "name", "")), model_dir=str(model_dir or ""))

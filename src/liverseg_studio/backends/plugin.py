@@ -1,8 +1,49 @@
-"""Registers the built-in backends through the same hook third parties use."""
+"""Registers the built-in backends (``onnx``, ``fastai``) through the same hook third parties use.
+
+Importing this module is cheap: the backend modules (and with them
+onnxruntime/torch) are imported by the factories, and those libraries only
+inside ``load``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from liverseg_studio.plugins import hookimpl
+from liverseg_studio.plugins.registry import BackendSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from liverseg_studio.backends.fastai_backend import FastaiBackend
+    from liverseg_studio.backends.onnx_backend import OnnxBackend
+    from liverseg_studio.plugins.registry import BackendRegistry
+
+
+def onnx_factory() -> "OnnxBackend":
+    from liverseg_studio.backends.onnx_backend import OnnxBackend
+
+    return OnnxBackend()
+
+
+def fastai_factory() -> "FastaiBackend":
+    from liverseg_studio.backends.fastai_backend import FastaiBackend
+
+    return FastaiBackend()
 
 
 @hookimpl
-def liverseg_register_backends(registry) -> None:  # filled in by the backends work
-    pass
+def liverseg_register_backends(registry: "BackendRegistry") -> None:
+    """The built-in ONNX Runtime and PyTorch/fastai backends."""
+    registry.add(
+        BackendSpec(
+            name="onnx",
+            factory=onnx_factory,
+            description="ONNX Runtime on CPU (model.int8.onnx, else model.onnx); default",
+        )
+    )
+    registry.add(
+        BackendSpec(
+            name="fastai",
+            factory=fastai_factory,
+            description="PyTorch/fastai U-Net (model.safetensors; export.pkl only with --trust-pickle)",
+        )
+    )

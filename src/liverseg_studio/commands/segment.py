@@ -1,0 +1,292 @@
+"""``liverseg segment INPUT... --out OUT_DIR``: segment whole CT volumes and export the results.
+
+Each INPUT is a file or folder a loader reads (JPG/PNG slice, DICOM file,
+DICOM series folder, NIfTI, MRC) or a folder of such inputs (batch; a folder
+that is itself a DICOM series is one input).  For each input: load ->
+``segment_volume`` (backend in slice batches, progress bar on stderr, 3D
+post-processing, volumetry) -> exports (``segment.exporters``), written
+atomically.  Corrupt or unsupported inputs are reported and skipped; the
+exit code is 2 at the end if any input failed (1 if one hit an internal error).
+Ctrl-C and SIGTERM stop the run without leaving partial output files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from liverseg_studio.commands.info import add_load_options, load_options
+
+DEFAULT_BACKEND = "onnx"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from liverseg_studio.core.errors import LiversegError
+    from liverseg_studio.segment.exporters import normalise_formats
+
+    try:
+        return normalise_formats(text)
+    except LiversegError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from liverseg_studio.core.postprocess import DEFAULT_MIN_COMPONENT_MM3
+
+    p = sub.add_parser(
+        "segment",
+        help="segment liver and tumours in CT volumes or slices; write masks, DICOM SEG, montage, report",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (a folder of inputs is a batch)")
+    p.add_argument("--out", "-o", required=True, metavar="OUT_DIR", help="output folder (created if missing)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: resources/models/default)")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME", help=f"backend (default {DEFAULT_BACKEND})")
+    p.add_argument(
+        "--export",
+        type=_formats,
+        default=None,
+        metavar="FORMATS",
+        help="comma-separated: nifti,dicom-seg,png,json (default: all; dicom-seg only for DICOM inputs)",
+    )
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for inference")
+    p.add_argument("--no-postprocess", action="store_true", help="skip the 3D post-processing")
+    p.add_argument(
+        "--min-component-mm3",
+        type=_non_negative_float,
+        default=DEFAULT_MIN_COMPONENT_MM3,
+        metavar="V",
+        help=f"tumour components smaller than V mm^3 become liver (voxels if spacing unknown; default {DEFAULT_MIN_COMPONENT_MM3:g})",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_load_options(p)
+    p.set_defaults(func=run)
+
+
+# -- inputs -------------------------------------------------------------------------
+def expand_inputs(paths: list[str], loaders: Any, out_dir: Path) -> list[Path]:
+    """The inputs of a run: files as given, folders a loader reads (DICOM series) as one input,
+    other folders expanded to their (non-hidden) entries, sorted.  ``out_dir`` is never an input."""
+    from liverseg_studio.core.errors import LiversegError
+
+    out_resolved = out_dir.resolve()
+    result: list[Path] = []
+    for text in paths:
+        p = Path(text)
+        if not p.is_dir():
+            result.append(p)
+            continue
+        try:
+            loaders.find(p)
+            result.append(p)  # the folder itself is an input (e.g. a DICOM series)
+            continue
+        except LiversegError:
+            pass
+        children = [
+            c
+            for c in sorted(p.iterdir(), key=lambda c: c.name)
+            if not c.name.startswith(".") and c.resolve() != out_resolved
+        ]
+        if not children:
+            result.append(p)  # reported as "no loader recognises this folder"
+        result.extend(children)
+    return result
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while segmenting, so temporary files are cleaned up."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def _handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _handler)
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _load_backend(pm: Any, args: argparse.Namespace) -> Any:
+    from liverseg_studio.core.errors import BackendError, LiversegError
+
+    spec = pm.backends.get(args.backend)
+    try:
+        backend = spec.factory()
+        model_dir = Path(args.model) if args.model else None
+        if model_dir is not None and not model_dir.is_dir():
+            raise BackendError(f"{model_dir}: model folder does not exist")
+        backend.load(model_dir, threads=args.threads)
+    except (LiversegError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin bug is a clear one-line error
+        raise BackendError(f"backend {args.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+    return backend
+
+
+def _fmt_ml(value: float | None, voxels: int) -> str:
+    return f"{value:.1f} mL" if value is not None else f"{voxels} voxels"
+
+
+def run(args: argparse.Namespace) -> int:
+    from liverseg_studio.core.errors import LiversegError
+    from liverseg_studio.core.io import check_can_write
+    from liverseg_studio.plugins.manager import get_plugin_manager
+    from liverseg_studio.segment.exporters import (
+        DEFAULT_FORMATS,
+        export_result,
+        planned_outputs,
+        skipped_formats,
+        unique_names,
+    )
+    from liverseg_studio.segment.pipeline import segment_volume
+    from liverseg_studio.segment.progress import ProgressBar, format_seconds
+
+    formats = args.export or DEFAULT_FORMATS
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LiversegError(f"{out_dir}: --out must be a folder")
+    pm = get_plugin_manager()
+    inputs = expand_inputs(list(args.inputs), pm.loaders, out_dir)
+    names = unique_names(inputs)
+    options = load_options(args)
+    backend = _load_backend(pm, args)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    failures: list[tuple[Path, str]] = []
+    internal_error = False
+    total_slices = 0
+    total_inference = 0.0
+    done = 0
+    explicit_formats = args.export is not None
+    err = sys.stderr
+    with _sigterm_as_interrupt():
+        for i, (path, name) in enumerate(zip(inputs, names), start=1):
+            prefix = f"[{i}/{len(inputs)}] {path}" if len(inputs) > 1 else str(path)
+            try:
+                t0 = time.perf_counter()
+                volume = pm.loaders.load(path, options)
+                load_s = time.perf_counter() - t0
+                plan = planned_outputs(volume, name, out_dir, formats)
+                check_can_write(plan.values(), overwrite=args.overwrite)
+                src = path.resolve()
+                if any(p.resolve() == src for p in plan.values()):
+                    raise LiversegError(f"{path}: an output would replace the input; choose another --out")
+                notes = []
+                for fmt, why in skipped_formats(volume, formats).items():
+                    notes.append(f"{fmt} not written: {why}")
+                    if explicit_formats:
+                        print(f"{prefix}: {fmt} skipped ({why})", file=err)
+                bar = ProgressBar(f"{name}", stream=err)
+                try:
+                    result = segment_volume(
+                        volume,
+                        backend,
+                        postprocess=not args.no_postprocess,
+                        min_component_mm3=args.min_component_mm3,
+                        progress=bar,
+                    )
+                finally:
+                    bar.close()
+                t1 = time.perf_counter()
+                written = export_result(
+                    result,
+                    out_dir,
+                    name,
+                    formats,
+                    overwrite=args.overwrite,
+                    input_path=path,
+                    load_seconds=load_s,
+                    notes=notes,
+                )
+                export_s = time.perf_counter() - t1
+            except KeyboardInterrupt:
+                raise
+            except LiversegError as exc:
+                msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+                print(f"liverseg segment: error: {msg}", file=err)
+                failures.append((path, msg))
+                continue
+            except MemoryError:
+                print(f"liverseg segment: error: {path}: not enough memory", file=err)
+                failures.append((path, f"{path}: not enough memory"))
+                continue
+            except Exception as exc:  # noqa: BLE001 - keep going with the other inputs
+                if os.environ.get("LIVERSEG_DEBUG"):
+                    import traceback
+
+                    traceback.print_exc()
+                print(
+                    f"liverseg segment: internal error: {path}: {type(exc).__name__}: {exc} "
+                    "(set LIVERSEG_DEBUG=1 for the traceback)",
+                    file=err,
+                )
+                failures.append((path, f"{path}: internal error: {type(exc).__name__}: {exc}"))
+                internal_error = True
+                continue
+            st = result.stats
+            n = volume.n_slices
+            inf = result.timings["inference"]
+            total_slices += n
+            total_inference += inf
+            done += 1
+            burden = f" ({st.tumour_burden_percent:.1f} % burden)" if st.tumour_burden_percent is not None else ""
+            print(
+                f"{prefix}: liver {_fmt_ml(st.liver_ml, st.liver_voxels)}, tumour "
+                f"{_fmt_ml(st.tumour_ml, st.tumour_voxels)}{burden}, {st.n_lesions} lesion(s)"
+            )
+            rate = n / inf if inf > 0 else float("inf")
+            print(
+                f"    {n} slice(s): load {load_s:.2f} s, inference {inf:.2f} s ({rate:.1f} slices/s), "
+                f"post-processing {result.timings['postprocess']:.2f} s, export {export_s:.2f} s"
+            )
+            for key, p in written.items():
+                print(f"    wrote {p}")
+            del volume, result
+
+    if total_slices:
+        rate = total_slices / total_inference if total_inference > 0 else float("inf")
+        print(
+            f"throughput: {total_slices} slices in {format_seconds(total_inference)} of inference "
+            f"({rate:.1f} slices/s, backend {getattr(backend, 'name', args.backend)})"
+        )
+    print(f"segmented {done} of {len(inputs)} input(s)" + (f"; {len(failures)} failed:" if failures else ""))
+    for _path, why in failures:
+        print(f"    FAILED {why}")
+    if internal_error:
+        return 1
+    return 2 if failures else 0

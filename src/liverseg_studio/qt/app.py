@@ -1,17 +1,65 @@
-"""Studio entry point (``liverseg-studio``, ``python -m liverseg_studio``, ``make run``)."""
+"""Studio entry point (``liverseg-studio``, ``python -m liverseg_studio``, ``make run``).
+
+Start-up stays fast: only Qt and the start screen are imported here; the
+viewer (pyqtgraph) is imported when the first case opens and torch or
+onnxruntime only inside the first segmentation.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from liverseg_studio.qt.main_window import MainWindow
+
+
+def create_app(argv: Sequence[str] | None = None) -> "QApplication":
+    """The QApplication (reused if one exists), named and themed."""
+    from PySide6.QtWidgets import QApplication
+
+    from liverseg_studio.qt.settings import APPLICATION, ORGANISATION
+    from liverseg_studio.qt.theme import apply_theme
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+        app.setOrganizationName(ORGANISATION)
+        app.setApplicationName(APPLICATION)
+        app.setApplicationDisplayName(APPLICATION)
+        apply_theme(app)
+    return app  # type: ignore[return-value]
+
+
+def create_window() -> "MainWindow":
+    from liverseg_studio.qt.main_window import MainWindow
+
+    return MainWindow()
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="liverseg-studio", description="LiverSeg Studio desktop app")
+    parser.add_argument("path", nargs="?", help="a CT image, volume or DICOM folder to open")
+    parser.add_argument("--sample", action="store_true", help="open the sample case (LiTS case 117)")
+    args, _unknown = parser.parse_known_args(list(argv))  # Qt's own options pass through
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from PySide6.QtWidgets import QApplication, QMainWindow
-
-    app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv)
-    window = QMainWindow()
-    window.setWindowTitle("LiverSeg Studio")
-    window.resize(1280, 800)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+    app = create_app([sys.argv[0], *argv])
+    window = create_window()
     window.show()
-    return app.exec()
+    if args.path:
+        window.open_path(args.path)
+    elif args.sample:
+        window.open_sample()
+    return int(app.exec())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

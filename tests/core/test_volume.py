@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import make_phantom
+from helpers.phantom import make_phantom
 from liverseg_studio.core.volume import (
     DEFAULT_HU_RANGE,
     Intensity,

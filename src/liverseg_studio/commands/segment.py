@@ -91,31 +91,46 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- inputs -------------------------------------------------------------------------
-def expand_inputs(paths: list[str], loaders: Any, out_dir: Path) -> list[Path]:
-    """The inputs of a run: files as given, folders a loader reads (DICOM series) as one input,
-    other folders expanded to their (non-hidden) entries, sorted.  ``out_dir`` is never an input."""
+def _is_series_folder(folder: Path, loaders: Any) -> bool:
+    """A folder is one input (a DICOM series) when a folder loader claims it and
+    at least one of its own files is a DICOM file; otherwise it is a batch."""
     from liverseg_studio.core.errors import LiversegError
 
+    try:
+        loaders.find(folder)
+    except LiversegError:
+        return False
+    for child in sorted(folder.iterdir(), key=lambda c: c.name):
+        if child.name.startswith(".") or not child.is_file():
+            continue
+        try:
+            spec = loaders.find(child)
+        except LiversegError:
+            continue
+        if "dicom" in spec.name.lower():
+            return True
+    return False
+
+
+def expand_inputs(paths: list[str], loaders: Any, out_dir: Path) -> list[Path]:
+    """The inputs of a run: files as given; a folder holding DICOM files as one input
+    (a series: the loader picks the series, ``--series`` chooses among several);
+    any other folder expanded to its non-hidden entries, sorted (a batch; its
+    sub-folders are inputs in turn, e.g. one DICOM series each).  ``out_dir`` is never an input."""
     out_resolved = out_dir.resolve()
     result: list[Path] = []
     for text in paths:
         p = Path(text)
-        if not p.is_dir():
+        if not p.is_dir() or _is_series_folder(p, loaders):
             result.append(p)
             continue
-        try:
-            loaders.find(p)
-            result.append(p)  # the folder itself is an input (e.g. a DICOM series)
-            continue
-        except LiversegError:
-            pass
         children = [
             c
             for c in sorted(p.iterdir(), key=lambda c: c.name)
             if not c.name.startswith(".") and c.resolve() != out_resolved
         ]
         if not children:
-            result.append(p)  # reported as "no loader recognises this folder"
+            result.append(p)  # reported by the loader ("no DICOM images" etc.)
         result.extend(children)
     return result
 
@@ -174,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         unique_names,
     )
     from liverseg_studio.segment.pipeline import segment_volume
-    from liverseg_studio.segment.progress import ProgressBar, format_seconds
+    from liverseg_studio.segment.progress import ProgressBar
 
     formats = args.export or DEFAULT_FORMATS
     out_dir = Path(args.out)
@@ -211,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                     notes.append(f"{fmt} not written: {why}")
                     if explicit_formats:
                         print(f"{prefix}: {fmt} skipped ({why})", file=err)
-                bar = ProgressBar(f"{name}", stream=err)
+                bar = ProgressBar(f"{name}", stream=err, n_items=volume.n_slices)
                 try:
                     result = segment_volume(
                         volume,
@@ -281,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
     if total_slices:
         rate = total_slices / total_inference if total_inference > 0 else float("inf")
         print(
-            f"throughput: {total_slices} slices in {format_seconds(total_inference)} of inference "
+            f"throughput: {total_slices} slices in {total_inference:.2f} s of inference "
             f"({rate:.1f} slices/s, backend {getattr(backend, 'name', args.backend)})"
         )
     print(f"segmented {done} of {len(inputs)} input(s)" + (f"; {len(failures)} failed:" if failures else ""))

@@ -24,7 +24,12 @@ def format_seconds(seconds: float) -> str:
 
 
 class ProgressBar:
-    """``progress(done, total)`` callable drawing a bar on ``stream``."""
+    """``progress(done, total)`` callable drawing a bar on ``stream``.
+
+    Backends count in their own steps (batches, passes); with ``n_items`` the
+    bar converts ``done / total`` into that many items (slices), so the rate
+    and ETA are in slices/s whatever the backend counts.
+    """
 
     def __init__(
         self,
@@ -35,6 +40,7 @@ class ProgressBar:
         unit: str = "slices",
         min_interval: float = 0.1,
         tty: bool | None = None,
+        n_items: int | None = None,
     ) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
@@ -45,6 +51,7 @@ class ProgressBar:
         self.start = time.perf_counter()
         self._last_draw = 0.0
         self._last_quarter = -1
+        self.n_items = n_items
         self.done = 0
         self.total = 0
 
@@ -65,7 +72,10 @@ class ProgressBar:
         )
 
     def __call__(self, done: int, total: int) -> None:
-        self.done, self.total = int(done), int(total)
+        done, total = int(done), int(total)
+        if self.n_items is not None and total > 0:
+            done, total = int(self.n_items * min(done, total) // total), self.n_items
+        self.done, self.total = done, total
         now = time.perf_counter()
         if self.tty:
             if now - self._last_draw >= self.min_interval or self.done >= self.total:

@@ -45,6 +45,27 @@ def _gzip_isize(path: Path) -> int | None:
         return struct.unpack("<I", fh.read(4))[0]
 
 
+def _raw_voxel_size_missing(path: Path) -> bool:
+    """True when the file's own header (before nibabel repairs it) has no
+    qform/sform and a zero or negative pixdim[1..3]: the voxel size is unknown."""
+    import gzip
+
+    try:
+        opener = gzip.open if _gzip_isize(path) is not None else open
+        with opener(path, "rb") as fh:
+            raw = fh.read(348)
+        if len(raw) < 348:
+            return False
+        order = "<" if struct.unpack("<i", raw[:4])[0] == 348 else ">"
+        if struct.unpack(order + "i", raw[:4])[0] != 348:
+            return False  # NIfTI-2: trust nibabel
+        pixdim = struct.unpack(order + "8f", raw[76:108])
+        qcode, scode = struct.unpack(order + "2h", raw[252:256])
+    except (OSError, EOFError, struct.error):
+        return False
+    return qcode == 0 and scode == 0 and any(not d > 0 for d in pixdim[1:4])
+
+
 def load(path: Path, options) -> Volume:
     """Read a NIfTI file as an HU :class:`Volume` (see the module docstring)."""
     path = Path(path)
@@ -104,7 +125,10 @@ def load(path: Path, options) -> Volume:
     except Exception as exc:  # noqa: BLE001
         raise LoaderError(path, f"broken NIfTI geometry: {exc}") from None
     spacing_known = True
-    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+    if _raw_voxel_size_missing(path):
+        affine, spacing_known = np.eye(4), False
+        meta["warning"] = "voxel size 0 in the header: voxel size unknown"
+    elif affine.shape != (4, 4) or not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         affine, spacing_known = np.eye(4), False
         meta["warning"] = "invalid or singular affine (voxel size 0): voxel size unknown"
     return Volume(

@@ -26,5 +26,27 @@ run: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
+# Studio screenshots (docs/screenshots): the real window under Xvfb (xvfb-run; installed with
+# apt-get, with the libraries Qt's xcb plugin needs, only when missing and possible), else
+# Qt's offscreen platform.  Segments case 117 with the default model (onnx), or with the
+# threshold example backend while resources/models/default is not installed.
+XVFB_DEBS := xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
+	libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0
+screenshots: setup
+	@if ! command -v xvfb-run >/dev/null 2>&1; then \
+	  echo "xvfb-run not found: installing $(XVFB_DEBS) with apt-get"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(XVFB_DEBS); } \
+	    >/dev/null 2>&1 || echo "apt-get failed: falling back to an offscreen grab"; \
+	fi
+	@if command -v xvfb-run >/dev/null 2>&1 && \
+	  env -u QT_QPA_PLATFORM xvfb-run -a -s "-screen 0 1920x1200x24" \
+	    env QT_QPA_PLATFORM=xcb $(PY) -m liverseg_studio.qt.screenshots docs/screenshots; then \
+	  echo "screenshots written under Xvfb"; \
+	else \
+	  echo "Xvfb unavailable or failed: offscreen grab"; \
+	  QT_QPA_PLATFORM=offscreen $(PY) -m liverseg_studio.qt.screenshots docs/screenshots; \
+	fi
+
 clean:
 	rm -rf $(VENV) build dist

@@ -266,7 +266,7 @@ class MainWindow(QMainWindow):
         self.about_dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetClosable | QDockWidget.DockWidgetFeature.DockWidgetMovable
         )
-        self.about_dock.setMinimumWidth(380)
+        self.about_dock.setMinimumWidth(340)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.about_dock)
         self.about_dock.hide()
         self._update_model_card()
@@ -303,8 +303,8 @@ class MainWindow(QMainWindow):
         self.next_action = a("Next slice", lambda: self.step_slice(1), ["PgDown", "Down", "Right"])
         self.prev_action = a("Previous slice", lambda: self.step_slice(-1), ["PgUp", "Up", "Left"])
         self.about_action = self.about_dock.toggleViewAction()
-        self.about_action.setText("Contact && &about")
         self.about_action.setShortcut(QKeySequence("F1"))
+        self.about_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.addAction(self.about_action)
 
         self.export_menu = QMenu("&Export", self)
@@ -335,7 +335,7 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self.about_action)
 
         # the contact/about toggle, always visible at the right of the menu bar
-        corner = QPushButton("Contact & about")
+        corner = QPushButton("Contact && about")
         corner.setCheckable(True)
         corner.setFlat(True)
         corner.toggled.connect(self.about_dock.setVisible)

@@ -61,7 +61,7 @@ class ResultsPanel(QWidget):
     #: z index of the activated lesion's centroid
     lesion_activated = Signal(int)
 
-    COLUMNS = ("#", "Volume", "Longest axial Ø", "Slice")
+    COLUMNS = ("#", "Volume", "Axial Ø", "Slice")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,12 +115,13 @@ class ResultsPanel(QWidget):
     def set_result(self, result: "SegmentationResult") -> None:
         self.set_stats(result.stats)
         t = result.timings
-        model = result.model.name or result.backend
+        model = result.model.name
         version = f" {result.model.version}" if result.model.version else ""
+        model_text = f" · model {model}{version}" if model and model != result.backend else " · no model"
         self.timing.setText(
             f"Inference {format_seconds(t.get('inference'))} "
             f"({result.slices_per_second:.1f} slices/s) · total {format_seconds(t.get('total'))}\n"
-            f"Backend {result.backend} · model {model}{version}"
+            f"Backend {result.backend}{model_text}"
         )
 
     def set_stats(self, stats: "VolumeStats") -> None:

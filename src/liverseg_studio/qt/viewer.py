@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -191,8 +191,6 @@ class _Panel(QWidget):
         self.view = SliceViewBox()
         self.graphics.addItem(self.view)
         lay.addWidget(self.graphics, 1)
-        # orientation letters, kept at the edges of the panel
-        self.letters: dict[str, pg.LabelItem] = {}
 
 
 class SliceViewer(QWidget):
@@ -295,8 +293,13 @@ class SliceViewer(QWidget):
         # window/level histogram, always visible at the right
         self.histogram_widget = pg.GraphicsLayoutWidget()
         self.histogram_widget.setFixedWidth(110)
-        self.histogram = pg.HistogramLUTItem(image=self.grey_item, fillHistogram=True)
+        self.histogram = pg.HistogramLUTItem(image=self.grey_item, fillHistogram=False)
         self.histogram.gradient.loadPreset("grey")
+        self.histogram.fillHistogram(True, color=(154, 163, 178, 120))
+        self.histogram.region.setBrush(pg.mkBrush(61, 139, 253, 40))
+        for line in self.histogram.region.lines:
+            line.setPen(pg.mkPen("#3d8bfd", width=2))
+            line.setHoverPen(pg.mkPen("#ffffff", width=2))
         self.histogram_widget.addItem(self.histogram)
         self.histogram.sigLevelsChanged.connect(self._levels_changed)
         hist_box = QVBoxLayout()
@@ -448,8 +451,12 @@ class SliceViewer(QWidget):
         self.set_slice(self._slice + int(delta))
 
     def fit_view(self) -> None:
-        if self._volume is not None:
-            self.input_panel.view.autoRange(padding=0.02)
+        """Fit the slice into the visible panels (they share one linked range)."""
+        if self._volume is None:
+            return
+        views = [p.view for p in (self.input_panel, self.anatomy_panel, self.overlay_panel) if p.isVisibleTo(self)]
+        for view in views or [self.overlay_panel.view]:
+            view.autoRange(padding=0.02)
 
     def set_layout_mode(self, mode: str) -> None:
         """``three`` panels, or one large ``overlay`` / ``anatomy`` / ``input`` panel."""
@@ -459,6 +466,7 @@ class SliceViewer(QWidget):
         self.input_panel.setVisible(mode in ("three", "input"))
         self.anatomy_panel.setVisible(mode in ("three", "anatomy"))
         self.overlay_panel.setVisible(mode in ("three", "overlay"))
+        QTimer.singleShot(0, self.fit_view)  # once the panels have their new size
         idx = list(LAYOUTS).index(mode)
         if self.layout_combo.currentIndex() != idx:
             self.layout_combo.blockSignals(True)

@@ -1,0 +1,365 @@
+"""``--self-test``: a quick end-to-end check of an installation, above all of the frozen executable.
+
+``liverseg --self-test`` and ``liverseg-studio --self-test`` (the PyInstaller
+entry scripts in ``packaging/``) and ``python -m liverseg_studio.selftest``
+run, with no network and no input files:
+
+1. the plugin manager (entry-point discovery, which must survive freezing):
+   every plugin must load; the built-in loaders and the ``onnx`` backend must
+   be registered; backends that cannot work in this build (``fastai`` without
+   PyTorch) are reported, not failed;
+2. a synthetic abdomen (body ellipse, liver-like ellipse, a darker tumour
+   disc; generated in code) written as NIfTI to a temporary folder and read
+   back through the loader registry (shape and affine must survive);
+3. the backend: ``onnx`` loads the default model (``resources/models/default``,
+   in a bundle ``sys._MEIPASS/resources/models/default``; ``--model DIR``
+   overrides) -- when there is no default model the self-test fails (exit 1)
+   with a message saying so, unless another backend is chosen with
+   ``--backend threshold`` (no model needed);
+4. ``segment_volume`` (backend, 3D post-processing, volumetry) and the checks:
+   label map shape == volume shape, uint8, values in {0, 1, 2}, every slice
+   went through the model (``timings["slices"]``); for the ``threshold``
+   backend the liver must be found (Dice of liver >= 0.8 against the phantom's
+   truth); for a model only its Dice is printed (a real model need not
+   recognise a cartoon phantom);
+5. the exporters (NIfTI mask, PNG overlay, JSON report) into the temporary folder;
+6. with ``gui=True`` (the studio): an offscreen QApplication, the main window
+   and the viewer module (pyqtgraph) are created/imported.
+
+Timings are printed for every step.  Exit code 0 when every check passed, else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from liverseg_studio import __version__
+
+#: HU of the phantom's tissues (as tests/helpers/phantom.py).
+AIR_HU, BODY_HU, LIVER_HU, TUMOUR_HU = -1000.0, 0.0, 60.0, 20.0
+REQUIRED_LOADERS = ("image", "dicom", "dicom-series", "nifti", "mrc")
+REQUIRED_BACKENDS = ("onnx",)
+#: The threshold baseline must find at least this much of the phantom's liver.
+THRESHOLD_MIN_DICE = 0.8
+
+
+class SelfTestFailure(Exception):
+    """A check failed; the message says which and why."""
+
+
+class SelfTestSkip(Exception):
+    """A step cannot run because an earlier one failed (not counted again)."""
+
+
+def phantom(n_slices: int = 6, size: int = 128, spacing_mm: float = 2.5, seed: int = 117) -> tuple[Any, np.ndarray]:
+    """(HU :class:`Volume`, truth labels uint8 (z, y, x)) of a synthetic abdomen.
+
+    Body ellipse (0 HU) in air, a liver-like ellipse (60 HU) on the patient's
+    right (image left), a tumour disc (20 HU) in it; Gaussian noise of 5 HU.
+    Pixel size ``350 / size`` mm (a typical field of view), slices ``spacing_mm``.
+    """
+    from liverseg_studio.core.volume import Intensity, Volume
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid((np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size, indexing="ij")
+    hu = np.full((n_slices, size, size), AIR_HU, dtype=np.float32)
+    labels = np.zeros((n_slices, size, size), dtype=np.uint8)
+    body = ((yy - 0.5) / 0.40) ** 2 + ((xx - 0.5) / 0.45) ** 2 <= 1.0
+    for k in range(n_slices):
+        # the liver shrinks towards the ends of the stack, as a real one does
+        f = 1.0 - 0.5 * abs(k - (n_slices - 1) / 2) / max(1.0, (n_slices - 1) / 2)
+        liver = (((yy - 0.45) / (0.20 * f + 0.04)) ** 2 + ((xx - 0.35) / (0.17 * f + 0.04)) ** 2 <= 1.0) & body
+        tumour = (((yy - 0.47) / 0.045) ** 2 + ((xx - 0.36) / 0.045) ** 2 <= 1.0) & liver
+        hu[k][body] = BODY_HU
+        hu[k][liver] = LIVER_HU
+        hu[k][tumour] = TUMOUR_HU
+        labels[k][liver] = 1
+        labels[k][tumour] = 2
+    hu += rng.normal(0.0, 5.0, size=hu.shape).astype(np.float32)
+    hu = np.rint(hu).astype(np.float32)
+    px = 350.0 / size
+    affine = np.diag([-px, -px, spacing_mm, 1.0])
+    affine[:3, 3] = (size * px / 2, size * px / 2, -200.0)
+    volume = Volume(array=hu, affine=affine, intensity=Intensity.HU, source="self-test phantom", loader="phantom")
+    return volume, labels
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks (1.0 when both are empty)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    s = int(a.sum()) + int(b.sum())
+    return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
+
+
+def torch_available() -> bool:
+    """Whether PyTorch can be found (without importing it)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class _Runner:
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.failures: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            value = fn()
+        except SelfTestSkip as exc:
+            self.out(f"skip  {name}: {exc}")
+            return None
+        except SelfTestFailure as exc:
+            dt = time.perf_counter() - t0
+            self.timings[name] = dt
+            self.failures.append(f"{name}: {exc}")
+            self.out(f"FAIL  {name} ({dt:.2f} s): {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - a self-test reports, never crashes
+            dt = time.perf_counter() - t0
+            self.timings[name] = dt
+            self.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            self.out(f"FAIL  {name} ({dt:.2f} s): {type(exc).__name__}: {exc}")
+            if os.environ.get("LIVERSEG_DEBUG"):
+                traceback.print_exc()
+            return None
+        dt = time.perf_counter() - t0
+        self.timings[name] = dt
+        self.out(f"ok    {name} ({dt:.2f} s)")
+        return value
+
+
+def run_self_test(
+    *,
+    backend: str = "onnx",
+    model_dir: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    gui: bool = False,
+    out: Callable[[str], None] = print,
+) -> int:
+    """Run the self-test (see the module docstring); 0 when every check passed, else 1."""
+    t_start = time.perf_counter()
+    frozen = bool(getattr(sys, "frozen", False))
+    bundle = getattr(sys, "_MEIPASS", None)
+    out(f"LiverSeg Studio {__version__} self-test")
+    out(
+        f"    python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+        f"{'frozen bundle ' + str(bundle) if frozen else 'not frozen (' + sys.executable + ')'}"
+    )
+    run = _Runner(out)
+    state: dict[str, Any] = {}
+
+    # 1. plugins ---------------------------------------------------------------------
+    def plugins() -> Any:
+        from liverseg_studio.plugins.manager import PluginManager
+
+        pm = PluginManager().load_entrypoints()
+        for r in pm.records.values():
+            parts = [f"loaders: {', '.join(r.loaders)}" if r.loaders else "", f"backends: {', '.join(r.backends)}" if r.backends else ""]
+            detail = "; ".join(p for p in parts if p) or r.error
+            out(f"    plugin {r.name} [{r.status}] {r.distribution} {r.version}: {detail}")
+        broken = [f"{r.name} ({r.error})" for r in pm.problems()]
+        if broken:
+            raise SelfTestFailure(f"plugin(s) failed to load: {'; '.join(broken)}")
+        missing = [n for n in REQUIRED_LOADERS if n not in pm.loaders] + [
+            n for n in REQUIRED_BACKENDS if n not in pm.backends
+        ]
+        if missing:
+            raise SelfTestFailure(f"built-in loaders/backends missing: {', '.join(missing)}")
+        if backend not in pm.backends:
+            raise SelfTestFailure(f"backend {backend!r} is not installed (available: {', '.join(pm.backends.names())})")
+        if "fastai" in pm.backends and not torch_available():
+            out("    note: backend fastai is unavailable here: PyTorch is not in this build (the onnx backend is)")
+        state["pm"] = pm
+        return pm
+
+    run.step("plugin discovery", plugins)
+    tmp = tempfile.TemporaryDirectory(prefix="liverseg-selftest-")
+    tmpdir = Path(tmp.name)
+    try:
+        # 2. phantom through the NIfTI loader ------------------------------------------
+        def load_phantom() -> Any:
+            import nibabel as nib
+
+            volume, truth = phantom()
+            path = tmpdir / "phantom.nii.gz"
+            nib.save(nib.Nifti1Image(volume.array.T.astype(np.int16), volume.affine), str(path))
+            pm = state.get("pm")
+            if pm is None:
+                raise SelfTestSkip("no plugin manager (an earlier step failed)")
+            from liverseg_studio.plugins.registry import LoadOptions
+
+            loaded = pm.loaders.load(path, LoadOptions())
+            if loaded.shape != volume.shape:
+                raise SelfTestFailure(f"NIfTI round trip changed the shape {volume.shape} -> {loaded.shape}")
+            if not np.allclose(loaded.affine, volume.affine, atol=1e-4):
+                raise SelfTestFailure("NIfTI round trip changed the affine")
+            if not np.allclose(np.asarray(loaded.array, np.float32), volume.array, atol=0.5):
+                raise SelfTestFailure("NIfTI round trip changed the voxels")
+            out(f"    phantom {volume.shape} (z, y, x), spacing {tuple(round(s, 2) for s in loaded.spacing)} mm, "
+                f"read back by loader {loaded.loader!r}")
+            state["volume"], state["truth"], state["input_path"] = loaded, truth, path
+            return loaded
+
+        run.step("synthetic CT -> NIfTI -> loader", load_phantom)
+
+        # 3. backend ------------------------------------------------------------------
+        def load_backend() -> Any:
+            pm = state.get("pm")
+            if pm is None:
+                raise SelfTestSkip("no plugin manager (an earlier step failed)")
+            from liverseg_studio.backends.common import default_model_dir
+
+            spec = pm.backends.get(backend)
+            mdir = Path(model_dir) if model_dir else None
+            if mdir is None and spec.needs_model:
+                mdir = default_model_dir()
+                if mdir is None:
+                    where = Path(bundle) / "resources/models/default" if bundle else "resources/models/default"
+                    raise SelfTestFailure(
+                        f"no default model is bundled ({where} has no model.json); this build cannot segment with "
+                        f"backend {backend!r}. Rebuild with the model, pass --model DIR, "
+                        "or check the rest with --backend threshold"
+                    )
+            b = spec.factory()
+            b.load(mdir, threads=threads)
+            card = getattr(b, "card", None)
+            if card is not None:
+                summary = getattr(card, "name", "?"), getattr(card, "version", "?"), getattr(card, "input_size", "?")
+                kind = getattr(b, "model_path", None)
+                out(f"    model {summary[0]} {summary[1]} (input {summary[2]} px) from {mdir}"
+                    f"{', file ' + kind.name if kind is not None else ''}, sha256 verified")
+            elif spec.needs_model:
+                raise SelfTestFailure(f"backend {backend!r} loaded but reports no model card")
+            else:
+                out(f"    backend {backend!r} needs no model")
+            state["backend"] = b
+            return b
+
+        run.step(f"load backend {backend!r}", load_backend)
+
+        # 4. segmentation ------------------------------------------------------------------
+        def segment() -> Any:
+            if "backend" not in state or "volume" not in state:
+                raise SelfTestSkip("nothing to segment (an earlier step failed)")
+            from liverseg_studio.segment.pipeline import segment_volume
+
+            volume, truth = state["volume"], state["truth"]
+            result = segment_volume(volume, state["backend"])
+            labels = np.asarray(result.labels)
+            if labels.shape != volume.shape:
+                raise SelfTestFailure(f"label map shape {labels.shape} != volume shape {volume.shape}")
+            if labels.dtype != np.uint8:
+                raise SelfTestFailure(f"label map dtype {labels.dtype}, expected uint8")
+            values = sorted(int(v) for v in np.unique(labels))
+            if not set(values) <= {0, 1, 2}:
+                raise SelfTestFailure(f"label values {values}, expected a subset of 0, 1, 2")
+            timings = dict(result.timings)
+            d_liver = dice(labels >= 1, truth >= 1)
+            d_tumour = dice(labels == 2, truth == 2)
+            st = result.stats
+            ml = f" ({st.liver_ml:.1f} mL)" if st.liver_ml is not None else ""
+            out(f"    labels {values}, liver {st.liver_voxels} voxels{ml}, "
+                f"tumour {st.tumour_voxels} voxels; Dice vs phantom truth: liver {d_liver:.3f}, tumour {d_tumour:.3f}")
+            out("    timings: " + ", ".join(f"{k} {v:.3f} s" for k, v in timings.items() if k != "slices"))
+            if backend == "threshold":
+                if d_liver < THRESHOLD_MIN_DICE:
+                    raise SelfTestFailure(f"threshold backend found the phantom's liver with Dice {d_liver:.3f} "
+                                          f"< {THRESHOLD_MIN_DICE}")
+            else:
+                slices = timings.get("slices")
+                if slices is not None and int(slices) != volume.n_slices:
+                    raise SelfTestFailure(f"the model ran on {slices:g} of {volume.n_slices} slices")
+                if not timings.get("inference", 0.0) > 0.0:
+                    raise SelfTestFailure("the backend reports no inference time: the model did not run")
+            state["result"] = result
+            return result
+
+        run.step("segment the phantom", segment)
+
+        # 5. exporters ------------------------------------------------------------------------
+        def export() -> Any:
+            if "result" not in state:
+                raise SelfTestSkip("nothing to export (an earlier step failed)")
+            from liverseg_studio.segment.exporters import export_result
+
+            (tmpdir / "out").mkdir()
+            written = export_result(state["result"], tmpdir / "out", "phantom", ("nifti", "png", "json"),
+                                    input_path=state["input_path"])
+            missing = [str(p) for p in written.values() if not Path(p).is_file()]
+            if not written or missing:
+                raise SelfTestFailure(f"exports missing: {missing or 'none written'}")
+            out(f"    wrote {', '.join(sorted(Path(p).name for p in written.values()))}")
+            return written
+
+        run.step("export NIfTI, PNG, JSON", export)
+
+        # 6. the studio's Qt parts ------------------------------------------------------------
+        if gui:
+            def studio() -> Any:
+                os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+                from liverseg_studio.qt.app import create_app, create_window
+
+                app = create_app([sys.argv[0] if sys.argv else "liverseg-studio"])
+                window = create_window()
+                window.show()
+                app.processEvents()
+                import liverseg_studio.qt.viewer  # noqa: F401 - pyqtgraph and the viewer must be bundled
+
+                import pyqtgraph
+
+                out(f"    Qt platform {app.platformName()!r}, main window {type(window).__name__}, "
+                    f"pyqtgraph {pyqtgraph.__version__}")
+                window.close()
+                app.processEvents()
+                return window
+
+            run.step("studio window (Qt, pyqtgraph)", studio)
+    finally:
+        tmp.cleanup()
+
+    total = time.perf_counter() - t_start
+    if run.failures:
+        out(f"SELF-TEST FAILED ({len(run.failures)} failure(s), {total:.2f} s):")
+        for f in run.failures:
+            out(f"    {f}")
+        return 1
+    out(f"SELF-TEST PASSED in {total:.2f} s")
+    return 0
+
+
+def build_parser(prog: str = "liverseg --self-test") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Check this installation end to end (no network, no inputs).")
+    p.add_argument("--backend", default="onnx", metavar="NAME",
+                   help="backend to test (default onnx with the default model; 'threshold' needs no model)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the bundled default model)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference")
+    p.add_argument("--gui", action=argparse.BooleanOptionalAction, default=False,
+                   help="also create the studio window offscreen (default for liverseg-studio --self-test)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "liverseg --self-test", gui: bool = False) -> int:
+    """Parse the self-test options (``--self-test`` itself already removed) and run it."""
+    parser = build_parser(prog)
+    parser.set_defaults(gui=gui)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    return run_self_test(backend=args.backend, model_dir=args.model, threads=args.threads, gui=args.gui)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(prog="python -m liverseg_studio.selftest"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,14 @@ class SampleCase:
     labels: Path | None
     name: str = "LiTS case 117"
     licence: str = "LiTS (CC BY-NC-SA 4.0), via liver-ct-segmentation-package 1.6.0"
+
+
+def _from_bundle() -> Path | None:
+    """The copy in a PyInstaller bundle (``packaging/liverseg_studio.spec``: ``resources/sample/``)."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle and (Path(bundle) / "resources" / "sample" / IMAGE_NAME).is_file():
+        return Path(bundle) / "resources" / "sample"
+    return None
 
 
 def _from_spec() -> Path | None:
@@ -61,7 +70,7 @@ def _from_metadata() -> Path | None:
 
 def sample_case() -> SampleCase | None:
     """The installed sample case, or None when the package is not installed."""
-    data = _from_spec() or _from_metadata()
+    data = _from_bundle() or _from_spec() or _from_metadata()
     if data is None:
         return None
     labels = data / LABELS_NAME

@@ -15,6 +15,7 @@ sha256 checks against ``model.json`` work as for the onnx backend
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -101,9 +102,12 @@ class FastaiBackend:
         try:
             import torch
         except ImportError as exc:
-            raise BackendError(
-                f"the fastai backend needs PyTorch and fastai (pip install 'liverseg-studio[train]'): {exc}"
-            ) from exc
+            hint = (
+                "this offline build ships without PyTorch; use the onnx backend"
+                if getattr(sys, "frozen", False)
+                else "pip install 'liverseg-studio[train]'"
+            )
+            raise BackendError(f"the fastai backend needs PyTorch and fastai ({hint}): {exc}") from exc
         n_threads = int(threads) if threads else physical_cores()
         torch.set_num_threads(n_threads)
         if weights.is_file():

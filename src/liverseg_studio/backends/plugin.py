@@ -7,6 +7,7 @@ inside ``load``.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING
 
 from liverseg_studio.plugins import hookimpl
@@ -30,6 +31,18 @@ def fastai_factory() -> "FastaiBackend":
     return FastaiBackend()
 
 
+FASTAI_DESCRIPTION = "PyTorch/fastai U-Net (model.safetensors; export.pkl only with --trust-pickle)"
+FASTAI_UNAVAILABLE = "unavailable: PyTorch not in this build (install liverseg-studio[train]; use the onnx backend)"
+
+
+def torch_available() -> bool:
+    """Whether PyTorch can be found, without importing it (the offline executable excludes it)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 @hookimpl
 def liverseg_register_backends(registry: "BackendRegistry") -> None:
     """The built-in ONNX Runtime and PyTorch/fastai backends."""
@@ -44,6 +57,6 @@ def liverseg_register_backends(registry: "BackendRegistry") -> None:
         BackendSpec(
             name="fastai",
             factory=fastai_factory,
-            description="PyTorch/fastai U-Net (model.safetensors; export.pkl only with --trust-pickle)",
+            description=FASTAI_DESCRIPTION if torch_available() else FASTAI_UNAVAILABLE,
         )
     )

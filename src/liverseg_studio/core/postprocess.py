@@ -67,6 +67,24 @@ def _bbox(mask_any_zyx: np.ndarray) -> tuple[slice, slice, slice] | None:
     return slice(z0, z1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
 
 
+def _component_sizes(comp: np.ndarray, n: int) -> tuple[np.ndarray, list]:
+    """Voxel count of each component 0..n (0 is left 0) and their bounding boxes.
+
+    Counted inside each component's box: ``np.bincount`` would first copy the
+    whole int32 label image to int64, several times slower on large volumes.
+    """
+    boxes = ndimage.find_objects(comp, max_label=n)
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    for i, b in enumerate(boxes, start=1):
+        if b is not None:
+            sizes[i] = np.count_nonzero(comp[b] == i)
+    return sizes, boxes
+
+
+def _pad(box: tuple[slice, ...], shape: tuple[int, ...], by: int = 1) -> tuple[slice, ...]:
+    return tuple(slice(max(0, b.start - by), min(n, b.stop + by)) for b, n in zip(box, shape))
+
+
 def postprocess_labels(
     labels: np.ndarray,
     spacing: tuple[float, float, float] | None = None,
@@ -78,83 +96,101 @@ def postprocess_labels(
     """Clean a (z, y, x) uint8 label map; returns a new array (the input is not modified).
 
     ``spacing`` is (z, y, x) mm; None means unknown (threshold in voxels).
-    With ``return_report`` a :class:`PostprocessReport` is returned as well.
+    With ``keep_largest=False`` step 1 only drops liver components smaller
+    than the threshold.  With ``return_report`` a :class:`PostprocessReport`
+    is returned as well.
     """
     lab = np.asarray(labels)
     if lab.ndim != 3:
         raise ValueError(f"labels must be (z, y, x), got shape {lab.shape}")
-    if min_component_mm3 < 0:
+    if not min_component_mm3 >= 0:
         raise ValueError(f"min_component_mm3 must be >= 0, got {min_component_mm3}")
     out = np.array(lab, dtype=np.uint8, copy=True)
     vox_mm3 = float(np.prod(spacing)) if spacing is not None else 1.0
     if not vox_mm3 > 0:
         vox_mm3 = 1.0
     min_voxels = min_component_mm3 / vox_mm3
-
-    box = _bbox(out)
-    if box is None:
-        return (out, PostprocessReport()) if return_report else out
-    sub = out[box]  # a view: edits land in ``out``
     stats: dict[str, int | bool] = {}
 
-    # 1. largest component of liver + tumour
-    fg = sub >= Label.LIVER
-    comp, n = ndimage.label(fg, structure=_FACE_3D)
-    stats["liver_components"] = int(n)
-    if n > 1 and keep_largest:
-        sizes = np.bincount(comp.ravel(), minlength=n + 1)
-        sizes[0] = 0
-        # prefer components that hold liver: a tumour-only blob is not "the liver"
-        with_liver = np.bincount(comp[sub == Label.LIVER], minlength=n + 1) > 0
-        if with_liver.any():
-            sizes[~with_liver] = 0
-        largest = int(np.argmax(sizes))
-        drop = (comp != largest) & fg
-        stats["removed_liver_islands"] = int(n - 1)
-        stats["removed_island_voxels"] = int(np.count_nonzero(drop))
-        sub[drop] = Label.BACKGROUND
-        fg &= ~drop
-    elif n > 1:
-        sizes = np.bincount(comp.ravel(), minlength=n + 1)
-        small = np.flatnonzero(sizes < min_voxels)
-        small = small[small > 0]
-        if small.size:
-            drop = np.isin(comp, small)
-            stats["removed_liver_islands"] = int(small.size)
-            stats["removed_island_voxels"] = int(np.count_nonzero(drop))
-            sub[drop] = Label.BACKGROUND
-            fg &= ~drop
-    del comp
-
-    if np.count_nonzero(fg) < min_voxels:
-        stats["removed_small_liver"] = True
-        stats["removed_island_voxels"] = int(stats.get("removed_island_voxels", 0)) + int(np.count_nonzero(fg))
-        sub[...] = Label.BACKGROUND
+    def _done() -> np.ndarray | tuple[np.ndarray, PostprocessReport]:
         report = PostprocessReport(**stats)  # type: ignore[arg-type]
         return (out, report) if return_report else out
 
+    box = _bbox(out)
+    if box is None:
+        return _done()
+    sub = out[box]  # a view: edits land in ``out``
+
+    # 1. largest component of liver + tumour
+    comp, n = ndimage.label(sub >= Label.LIVER, structure=_FACE_3D)
+    stats["liver_components"] = int(n)
+    if n > 1:
+        sizes, boxes = _component_sizes(comp, n)
+        if keep_largest:
+            largest = int(np.argmax(sizes))
+            lbox = boxes[largest - 1]
+            if not np.any((sub[lbox] == Label.LIVER) & (comp[lbox] == largest)):
+                # prefer components that hold liver: a tumour-only blob is not "the liver"
+                with_liver = np.bincount(comp[sub == Label.LIVER], minlength=n + 1) > 0
+                if with_liver.any():
+                    sizes = np.where(with_liver, sizes, 0)
+                    largest = int(np.argmax(sizes))
+                    lbox = boxes[largest - 1]
+            before = int(np.count_nonzero(sub))
+            keep_box = tuple(slice(b.start, b.stop) for b in lbox)
+            kept = sub[keep_box] * (comp[keep_box] == largest)
+            sub[...] = Label.BACKGROUND
+            sub[keep_box] = kept
+            stats["removed_liver_islands"] = int(n - 1)
+            stats["removed_island_voxels"] = before - int(sizes[largest])
+            del kept
+        else:
+            small = (sizes < min_voxels) & (np.arange(n + 1) > 0)
+            if small.any():
+                for i in np.flatnonzero(small):
+                    b = boxes[i - 1]
+                    sub[b][comp[b] == i] = Label.BACKGROUND
+                stats["removed_liver_islands"] = int(small.sum())
+                stats["removed_island_voxels"] = int(sizes[small].sum())
+    del comp
+
+    box2 = _bbox(sub)
+    fg_count = 0 if box2 is None else int(np.count_nonzero(sub[box2]))
+    if fg_count == 0 or fg_count < min_voxels:
+        if fg_count:
+            stats["removed_small_liver"] = True
+            stats["removed_island_voxels"] = int(stats.get("removed_island_voxels", 0)) + fg_count
+            sub[...] = Label.BACKGROUND
+        return _done()
+    sub = sub[box2]
+
     # 2. tumour components must touch liver; 3. small tumours become liver
     tumour = sub == Label.TUMOUR
-    if tumour.any():
-        tcomp, tn = ndimage.label(tumour, structure=_FULL_3D)
-        near_liver = ndimage.binary_dilation(sub == Label.LIVER, structure=_FULL_3D)
-        touching = np.unique(tcomp[near_liver & tumour])
-        sizes = np.bincount(tcomp.ravel(), minlength=tn + 1)
-        keep = np.zeros(tn + 1, dtype=bool)
-        keep[touching] = True
-        keep[0] = False
-        outside = np.flatnonzero(~keep)
-        outside = outside[outside > 0]
-        if outside.size:
-            drop = np.isin(tcomp, outside)
-            stats["removed_tumours_outside_liver"] = int(outside.size)
-            stats["removed_tumour_voxels_outside_liver"] = int(np.count_nonzero(drop))
-            sub[drop] = Label.BACKGROUND
-        small = np.flatnonzero(keep & (sizes < min_voxels))
-        if small.size:
-            relabel = np.isin(tcomp, small)
-            stats["small_tumours_relabelled"] = int(small.size)
-            stats["small_tumour_voxels_relabelled"] = int(np.count_nonzero(relabel))
-            sub[relabel] = Label.LIVER
-    report = PostprocessReport(**stats)  # type: ignore[arg-type]
-    return (out, report) if return_report else out
+    if not tumour.any():
+        return _done()
+    tcomp, tn = ndimage.label(tumour, structure=_FULL_3D)
+    tsizes, tboxes = _component_sizes(tcomp, tn)
+    action = np.full(tn + 1, int(Label.TUMOUR), dtype=np.uint8)  # new label per tumour component
+    removed = relabelled = 0
+    for i, b in enumerate(tboxes, start=1):
+        if b is None:
+            continue
+        pb = _pad(b, sub.shape)
+        near = ndimage.binary_dilation(tcomp[pb] == i, structure=_FULL_3D)
+        if not np.any(near & (sub[pb] == Label.LIVER)):
+            action[i] = Label.BACKGROUND
+            removed += 1
+            stats["removed_tumour_voxels_outside_liver"] = int(
+                stats.get("removed_tumour_voxels_outside_liver", 0)
+            ) + int(tsizes[i])
+        elif tsizes[i] < min_voxels:
+            action[i] = Label.LIVER
+            relabelled += 1
+            stats["small_tumour_voxels_relabelled"] = int(stats.get("small_tumour_voxels_relabelled", 0)) + int(
+                tsizes[i]
+            )
+    if removed or relabelled:
+        np.copyto(sub, action[tcomp], where=tumour)
+    stats["removed_tumours_outside_liver"] = removed
+    stats["small_tumours_relabelled"] = relabelled
+    return _done()

@@ -9,8 +9,8 @@
 * The longest axial diameter of a lesion is the largest in-plane (y, x)
   distance across the lesion over all its slices, as RECIST measures on axial
   images, in mm with the volume's in-plane spacing.  It is measured between
-  the outer pixel *edges* (edge midpoints of the lesion's boundary pixels), so
-  a one-pixel lesion is one pixel across.
+  the outer edge midpoints of the lesion's boundary pixels, so the pixels'
+  own extent counts (see :func:`longest_axial_diameter`).
 * When the spacing is unknown (plain images, MRC files with voxel size 0),
   mL and mm are omitted (``None``) and only voxel counts / pixel lengths are
   given; ``VolumeStats.note`` says so.
@@ -137,8 +137,12 @@ def longest_axial_diameter(
     """Longest in-plane diameter of a (z, y, x) boolean mask over its slices.
 
     Returns ``(diameter in spacing units, the same line's length in pixels, slice index)``.
-    Distances are taken between the edge midpoints of boundary pixels, so the
-    extent of the pixels themselves counts (a single pixel is 1 pixel across).
+    The diameter is the largest distance between the outer edge midpoints of
+    the lesion's boundary pixels on one slice: the pixel centres' extent plus
+    one pixel, which for round lesions is within a fraction of a pixel of the
+    true diameter (the union of pixel squares, corner to corner, overestimates
+    a pixelated disc by more than a pixel; centre to centre underestimates it
+    by one).  A single pixel is one pixel across.
     """
     scale = np.array([float(pixel_spacing_yx[0]), float(pixel_spacing_yx[1])])
     best = (0.0, 0.0, 0)

@@ -1,0 +1,110 @@
+"""Volumetry: mL, tumour burden, lesion table; voxel counts when the spacing is unknown."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from liverseg_studio.core.volume import Volume
+from liverseg_studio.core.volumetry import compute_stats, longest_axial_diameter
+
+
+def _volume(labels: np.ndarray, spacing=(2.0, 0.5, 0.8), known=True) -> Volume:
+    dz, dy, dx = spacing
+    affine = np.diag([-dx, -dy, dz, 1.0])
+    affine[:3, 3] = (10.0, -20.0, 30.0)
+    return Volume(array=np.zeros(labels.shape, dtype=np.int16), affine=affine, spacing_known=known)
+
+
+def test_box_volumes_and_burden():
+    lab = np.zeros((10, 40, 50), dtype=np.uint8)
+    lab[2:8, 5:35, 5:45] = 1  # 6 * 30 * 40 = 7200 voxels
+    lab[3:5, 10:20, 10:20] = 2  # 200 voxels inside
+    st = compute_stats(lab, _volume(lab))
+    vox = 2.0 * 0.5 * 0.8
+    assert st.liver_voxels == 7200 and st.tumour_voxels == 200
+    assert st.liver_ml == pytest.approx(7200 * vox / 1000)
+    assert st.tumour_ml == pytest.approx(200 * vox / 1000)
+    assert st.tumour_burden_percent == pytest.approx(100 * 200 / 7200)
+    assert st.liver_slices == 6
+    assert st.n_lesions == 1
+    les = st.lesions[0]
+    assert les.voxels == 200 and les.volume_ml == pytest.approx(200 * vox / 1000)
+    assert les.centroid_slice in (3, 4) and les.centroid_zyx[1] == pytest.approx(14.5)
+    # 10 rows x 0.5 mm by 10 columns x 0.8 mm: within a pixel of the 5 mm x 8 mm diagonal
+    assert les.longest_axial_diameter_mm == pytest.approx(_rect_diameter(10, 10, 0.5, 0.8), rel=1e-9)
+    assert abs(les.longest_axial_diameter_mm - np.hypot(5.0, 8.0)) < 0.8
+    assert st.note == ""
+    json.dumps(st.to_json())  # JSON-ready
+
+
+def test_lesions_are_26_connected_sorted_by_volume():
+    lab = np.zeros((12, 40, 40), dtype=np.uint8)
+    lab[:, 2:38, 2:38] = 1
+    lab[1:3, 5:7, 5:7] = 2  # lesion A, 8 voxels
+    lab[3, 7, 7] = 2  # touches A by a corner only: still A (26-connectivity)
+    lab[6:10, 20:30, 20:30] = 2  # lesion B, 400 voxels
+    st = compute_stats(lab, _volume(lab, (1.0, 1.0, 1.0)))
+    assert [les.voxels for les in st.lesions] == [400, 9]
+    assert [les.id for les in st.lesions] == [1, 2]
+    assert st.lesions[0].centroid_slice in (7, 8)
+    assert st.lesions[0].longest_axial_diameter_mm == pytest.approx(_rect_diameter(10, 10, 1.0, 1.0))
+
+
+def test_disc_diameter_matches_within_a_pixel():
+    r_mm, dy, dx = 12.0, 0.7, 0.7
+    n = 80
+    yy, xx = np.mgrid[:n, :n]
+    disc = ((yy - 40) * dy) ** 2 + ((xx - 40) * dx) ** 2 <= r_mm**2
+    mask = np.zeros((3, n, n), dtype=bool)
+    mask[1] = disc
+    mm, px, k = longest_axial_diameter(mask, (dy, dx))
+    assert k == 1
+    assert mm == pytest.approx(2 * r_mm, abs=dx)
+    assert px == pytest.approx(mm / dx)
+
+
+def test_single_pixel_is_one_pixel_across():
+    mask = np.zeros((1, 5, 5), dtype=bool)
+    mask[0, 2, 2] = True
+    mm, px, _ = longest_axial_diameter(mask, (0.5, 0.5))
+    assert px == pytest.approx(1.0) and mm == pytest.approx(0.5)
+
+
+def _rect_diameter(h: int, w: int, dy: float, dx: float) -> float:
+    """Edge-midpoint diameter of an h x w pixel rectangle: corner pixel edge midpoints."""
+    return max(np.hypot(h * dy, (w - 1) * dx), np.hypot((h - 1) * dy, w * dx))
+
+
+def test_unknown_spacing_reports_voxels_only():
+    lab = np.zeros((1, 30, 30), dtype=np.uint8)
+    lab[0, 5:25, 5:25] = 1
+    lab[0, 10:14, 10:16] = 2
+    vol = Volume(array=np.zeros((1, 30, 30), dtype=np.uint8), intensity="display8", spacing_known=False)
+    st = compute_stats(lab, vol)
+    assert st.liver_ml is None and st.tumour_ml is None
+    assert st.liver_voxels == 400 and st.tumour_voxels == 24
+    assert st.tumour_burden_percent == pytest.approx(6.0)
+    assert st.lesions[0].volume_ml is None and st.lesions[0].longest_axial_diameter_mm is None
+    assert st.lesions[0].longest_axial_diameter_px == pytest.approx(_rect_diameter(4, 6, 1.0, 1.0))
+    assert "pixel areas" in st.note and "mL" in st.note
+    d = st.to_json()
+    assert d["liver_ml"] is None and d["spacing_mm_zyx"] is None
+
+
+def test_no_liver_no_burden_and_shape_checks():
+    lab = np.zeros((2, 4, 4), dtype=np.uint8)
+    st = compute_stats(lab, _volume(lab))
+    assert st.liver_ml == 0.0 and st.tumour_burden_percent is None and st.lesions == ()
+    with pytest.raises(ValueError):
+        compute_stats(np.zeros((2, 4, 5), dtype=np.uint8), _volume(lab))
+    with pytest.raises(ValueError):
+        compute_stats(np.zeros((4, 5), dtype=np.uint8))
+
+
+def test_spacing_argument_without_volume():
+    lab = np.ones((2, 10, 10), dtype=np.uint8)
+    assert compute_stats(lab, spacing=(5.0, 1.0, 1.0)).liver_ml == pytest.approx(1.0)
+    assert compute_stats(lab).liver_ml is None

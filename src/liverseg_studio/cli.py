@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: object) -> str:
+    """``text`` on a single line (library messages may hold newlines)."""
+    return " ".join(str(text).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -43,16 +48,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LiversegError as exc:
-        print(f"liverseg {args.command}: error: {exc}", file=sys.stderr)
+        if os.environ.get("LIVERSEG_DEBUG"):
+            traceback.print_exc()
+        print(f"liverseg {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"liverseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `liverseg plugins | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
+    except MemoryError:
+        print(f"liverseg {args.command}: error: not enough memory", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - last line of defence
         if os.environ.get("LIVERSEG_DEBUG"):
             traceback.print_exc()
         print(
-            f"liverseg {args.command}: internal error: {type(exc).__name__}: {exc} "
+            f"liverseg {args.command}: internal error: {type(exc).__name__}: {one_line(exc)} "
             "(set LIVERSEG_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )

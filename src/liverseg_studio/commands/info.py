@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         dz, dy, dx = volume.spacing
         print(f"spacing:    {dz:.3f} x {dy:.3f} x {dx:.3f} mm (z, y, x)")
     else:
-        print("spacing:    unknown (plain image; areas in pixels)")
+        print("spacing:    unknown (not recorded in the file; areas and volumes in pixels/voxels)")
     print(f"intensity:  {volume.intensity.value}")
     if volume.intensity is Intensity.WINDOWED_RGB:
         print("HU range:   n/a (already windowed 3-channel image)")

@@ -134,3 +134,34 @@ def require_nonempty(path: Path) -> int:
     if size == 0:
         raise LoaderError(path, "file is empty (0 bytes)")
     return size
+
+
+_NOISY_LOGGERS = ("nibabel", "pydicom", "PIL", "mrcfile")
+
+
+def quiet(func):
+    """Run a loader with library warnings and log messages silenced.
+
+    pydicom, nibabel, Pillow and mrcfile warn (or log to stderr) about odd but
+    readable headers; the loader reports what matters through ``Volume.meta``
+    or a :class:`LoaderError`, and the CLI promises one line on stderr.
+    """
+    import functools
+    import logging
+    import warnings
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        loggers = [logging.getLogger(n) for n in _NOISY_LOGGERS]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+    return wrapper

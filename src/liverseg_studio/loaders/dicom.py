@@ -27,6 +27,7 @@ import numpy as np
 from liverseg_studio.core.errors import LoaderError
 from liverseg_studio.core.volume import Intensity, Volume
 from liverseg_studio.loaders._common import (
+    quiet,
     check_memory,
     check_side,
     human_bytes,
@@ -247,6 +248,7 @@ def series_meta(ds: Any) -> dict[str, Any]:
     return out
 
 
+@quiet
 def load(path: Path, options) -> Volume:
     """Read one single-frame CT image as a one-slice HU :class:`Volume`."""
     path = Path(path)

@@ -31,7 +31,7 @@ import numpy as np
 from liverseg_studio.core.errors import LoaderError, MultipleSeriesError
 from liverseg_studio.core.volume import Intensity, Volume
 from liverseg_studio.loaders import dicom as dcm
-from liverseg_studio.loaders._common import check_memory, detect_format, has_extension, looks_like_raw_dicom
+from liverseg_studio.loaders._common import quiet, check_memory, detect_format, has_extension, looks_like_raw_dicom
 
 NAME = "dicom-series"
 #: Stop scanning a folder after this many files (a whole PACS export is not a series).
@@ -199,6 +199,7 @@ def _geometry(folder: Path, hs: list[_Header]) -> tuple[list[_Header], np.ndarra
     return ordered, dcm.ras_affine(row, col, spacing, origin, step), True, warnings
 
 
+@quiet
 def load(path: Path, options) -> Volume:
     """Read the CT series in folder ``path`` as an HU :class:`Volume` (see the module docstring)."""
     folder = Path(path)

@@ -21,6 +21,7 @@ import numpy as np
 from liverseg_studio.core.errors import LoaderError
 from liverseg_studio.core.volume import Intensity, Volume
 from liverseg_studio.loaders._common import (
+    quiet,
     MAX_IMAGE_PIXELS,
     check_memory,
     check_side,
@@ -52,6 +53,7 @@ def _channels_equal(rgb: np.ndarray) -> bool:
     return float(np.quantile(d, 0.999)) <= _GREY_P999_DIFF
 
 
+@quiet
 def load(path: Path, options) -> Volume:
     """Read one 2D image as a one-slice :class:`Volume` (see the module docstring)."""
     path = Path(path)

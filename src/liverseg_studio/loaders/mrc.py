@@ -38,7 +38,7 @@ import numpy as np
 
 from liverseg_studio.core.errors import LoaderError
 from liverseg_studio.core.volume import Intensity, Volume
-from liverseg_studio.loaders._common import check_memory, check_side, human_bytes, require_nonempty, sniff_by
+from liverseg_studio.loaders._common import quiet, check_memory, check_side, human_bytes, require_nonempty, sniff_by
 
 NAME = "mrc"
 EXTENSIONS = (".mrc", ".map", ".mrcs", ".ccp4")
@@ -71,6 +71,7 @@ def _read_header(path: Path, size: int) -> tuple[int, int, int, int, int]:
     raise LoaderError(path, f"broken MRC header: dimensions {nx} x {ny} x {nz}")
 
 
+@quiet
 def load(path: Path, options) -> Volume:
     """Read an MRC file as an HU :class:`Volume` (see the module docstring for the axis order)."""
     path = Path(path)

@@ -23,7 +23,7 @@ import numpy as np
 
 from liverseg_studio.core.errors import LoaderError
 from liverseg_studio.core.volume import Intensity, Volume
-from liverseg_studio.loaders._common import check_memory, check_side, human_bytes, require_nonempty, sniff_by
+from liverseg_studio.loaders._common import quiet, check_memory, check_side, human_bytes, require_nonempty, sniff_by
 
 NAME = "nifti"
 EXTENSIONS = (".nii", ".nii.gz")
@@ -66,6 +66,7 @@ def _raw_voxel_size_missing(path: Path) -> bool:
     return qcode == 0 and scode == 0 and any(not d > 0 for d in pixdim[1:4])
 
 
+@quiet
 def load(path: Path, options) -> Volume:
     """Read a NIfTI file as an HU :class:`Volume` (see the module docstring)."""
     path = Path(path)

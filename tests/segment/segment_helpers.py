@@ -3,30 +3,18 @@ with analytically known volumes (fixtures live in ``conftest.py``)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
+from helpers.phantom import (  # noqa: F401  (re-exported for the segment tests)
+    LIVER_HU,
+    TUMOUR_HU,
+    Phantom,
+    make_phantom,
+    phantom_affine,
+    write_ct_series,
+    write_nifti,
+)
 
 from liverseg_studio.plugins import hookimpl
-
-
-def _root_helpers():
-    """tests/conftest.py's plain helpers (``from conftest import`` would find this file)."""
-    name = "liverseg_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_h = _root_helpers()
-LIVER_HU, TUMOUR_HU = _h.LIVER_HU, _h.TUMOUR_HU
-Phantom, make_phantom, phantom_affine = _h.Phantom, _h.make_phantom, _h.phantom_affine
-write_ct_series, write_nifti = _h.write_ct_series, _h.write_nifti
 
 TRUTH_BACKEND = "truth"
 

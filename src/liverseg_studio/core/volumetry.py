@@ -188,14 +188,16 @@ def compute_stats(labels: np.ndarray, volume: Volume | None = None, *, spacing: 
         sp, vox_mm3 = (1.0, 1.0, 1.0), 1.0
 
     # per-slice counts give totals without a full-size boolean copy
-    liver_per_slice = np.count_nonzero(lab.reshape(lab.shape[0], -1) >= Label.LIVER, axis=1) if lab.size else np.zeros(0)
+    # slice by slice: no full-size boolean temporaries on 512 x 512 x 800 volumes
+    liver_per_slice = np.array([np.count_nonzero(lab[k] >= Label.LIVER) for k in range(lab.shape[0])], dtype=np.int64)
+    tumour_per_slice = np.array([np.count_nonzero(lab[k] == Label.TUMOUR) for k in range(lab.shape[0])], dtype=np.int64)
     liver_vox = int(liver_per_slice.sum())
-    tumour_vox = int(np.count_nonzero(lab == Label.TUMOUR))
+    tumour_vox = int(tumour_per_slice.sum())
     burden = 100.0 * tumour_vox / liver_vox if liver_vox else None
 
     lesions: list[Lesion] = []
     if tumour_vox:
-        lesions = _lesions(lab, sp, vox_mm3, known)
+        lesions = _lesions(lab, sp, vox_mm3, known, np.flatnonzero(tumour_per_slice))
 
     is_2d = lab.shape[0] == 1
     note = ""
@@ -219,9 +221,10 @@ def compute_stats(labels: np.ndarray, volume: Volume | None = None, *, spacing: 
     )
 
 
-def _lesions(lab: np.ndarray, sp: tuple[float, float, float], vox_mm3: float, known: bool) -> list[Lesion]:
+def _lesions(
+    lab: np.ndarray, sp: tuple[float, float, float], vox_mm3: float, known: bool, tum_z: np.ndarray
+) -> list[Lesion]:
     # work inside the tumour's bounding box: a lesion table on 512x512x800 must not label the whole volume
-    tum_z = np.flatnonzero(np.any(lab == Label.TUMOUR, axis=(1, 2)))
     z0, z1 = int(tum_z[0]), int(tum_z[-1]) + 1
     sub = lab[z0:z1] == Label.TUMOUR
     ys = np.flatnonzero(sub.any(axis=(0, 2)))

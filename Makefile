@@ -48,5 +48,17 @@ screenshots: setup
 	  QT_QPA_PLATFORM=offscreen $(PY) -m liverseg_studio.qt.screenshots docs/screenshots; \
 	fi
 
+# Offline executable (issue 9; packaging/README.md): one onedir bundle with liverseg-studio and
+# liverseg in dist/liverseg-studio-<version>/.  Bundles resources/models/default, or the folder in
+# $LIVERSEG_BUNDLE_MODEL_DIR; without a model it still builds and says so.
+package: setup
+	nice -n 10 $(VENV)/bin/pyinstaller --noconfirm --clean packaging/liverseg_studio.spec \
+	  --distpath dist --workpath build/pyinstaller
+
+# Builds, then: --self-test of both executables and the frozen `segment` on a NIfTI volume with
+# the network blocked (unshare -n + socket guard), `liverseg plugins`, and the bundle size.
+package-test: package
+	PY=$(PY) packaging/package_test.sh
+
 clean:
 	rm -rf $(VENV) build dist

@@ -342,6 +342,75 @@ def run_self_test(
     return 0
 
 
+#: Environment variable read by the frozen entry scripts (packaging/entry_*.py): when set,
+#: :func:`install_network_guard` blocks internet sockets and logs every attempt to that file.
+NETGUARD_ENV = "LIVERSEG_NETGUARD_LOG"
+
+
+class NetworkBlocked(OSError):
+    """Raised by the network guard instead of opening an internet connection."""
+
+
+def install_network_guard(log_path: str | os.PathLike[str]) -> None:
+    """Make every internet socket operation (connect, bind, sendto, DNS lookup) fail and log it.
+
+    Used by ``make package-test`` (with ``unshare -n`` where available, alone
+    where not): the frozen app ignores PYTHONPATH/sitecustomize, so its entry
+    scripts call this when ``$LIVERSEG_NETGUARD_LOG`` is set.  Unix sockets stay
+    allowed (Qt's local IPC).  Each attempt appends one line to ``log_path``
+    and raises :class:`NetworkBlocked`.
+    """
+    import socket
+
+    log = Path(log_path)
+
+    def _record(what: str) -> None:
+        line = f"{what} (pid {os.getpid()})"
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        print(f"liverseg network guard: blocked {line}", file=sys.stderr)
+        raise NetworkBlocked(f"network access blocked by the self-test guard: {what}")
+
+    inet = {socket.AF_INET, getattr(socket, "AF_INET6", socket.AF_INET)}
+
+    class GuardedSocket(socket.socket):
+        def connect(self, address: Any) -> None:  # type: ignore[override]
+            if self.family in inet:
+                _record(f"connect {address!r}")
+            super().connect(address)
+
+        def connect_ex(self, address: Any) -> int:  # type: ignore[override]
+            if self.family in inet:
+                _record(f"connect_ex {address!r}")
+            return super().connect_ex(address)
+
+        def sendto(self, *args: Any) -> int:  # type: ignore[override]
+            if self.family in inet:
+                _record(f"sendto {args[-1]!r}")
+            return super().sendto(*args)
+
+    def _lookup(name: str) -> Callable[..., Any]:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            _record(f"{name}{args[:2]!r}")
+
+        return guarded
+
+    socket.socket = GuardedSocket  # type: ignore[misc]
+    socket.getaddrinfo = _lookup("getaddrinfo")  # type: ignore[assignment]
+    socket.gethostbyname = _lookup("gethostbyname")  # type: ignore[assignment]
+    socket.gethostbyname_ex = _lookup("gethostbyname_ex")  # type: ignore[assignment]
+    socket.create_connection = _lookup("create_connection")  # type: ignore[assignment]
+
+
+def install_network_guard_from_env() -> bool:
+    """:func:`install_network_guard` when ``$LIVERSEG_NETGUARD_LOG`` is set; True if installed."""
+    path = os.environ.get(NETGUARD_ENV)
+    if not path:
+        return False
+    install_network_guard(path)
+    return True
+
+
 def build_parser(prog: str = "liverseg --self-test") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Check this installation end to end (no network, no inputs).")
     p.add_argument("--backend", default="onnx", metavar="NAME",
@@ -362,4 +431,5 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "liverseg --self-test
 
 
 if __name__ == "__main__":  # pragma: no cover
+    install_network_guard_from_env()
     sys.exit(main(prog="python -m liverseg_studio.selftest"))

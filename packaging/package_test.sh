@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# `make package-test`: check the frozen bundle built by `make package`.
+#
+#   packaging/package_test.sh [BUNDLE_DIR]      (default: dist/liverseg-studio-<version>)
+#
+# 1. `liverseg --self-test` with networking blocked (`unshare -n`, a fresh network
+#    namespace with no interfaces, where permitted) and a socket guard that refuses and
+#    logs every internet connect/DNS lookup (liverseg_studio.selftest.install_network_guard,
+#    installed by the frozen entry scripts when $LIVERSEG_NETGUARD_LOG is set);
+# 2. `liverseg-studio --self-test` (offscreen studio window) with networking blocked;
+# 3. `liverseg plugins`: every plugin loads; the fastai backend says it is unavailable;
+# 4. the frozen CLI `segment` on a NIfTI volume generated here into build/package-test/,
+#    with networking blocked; the outputs must exist;
+# 5. the bundle size (du -sh), failing above 400 MB.
+#
+# Backend: onnx with the bundled default model when the bundle has one; else the
+# self-tests and the segment run use `--backend threshold` and say so (the
+# "no default model" failure of `--self-test` itself is checked as well).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PY:-.venv/bin/python}"
+VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' src/liverseg_studio/__init__.py)"
+BUNDLE="${1:-dist/liverseg-studio-$VERSION}"
+WORK="build/package-test"
+MAX_MB="${LIVERSEG_BUNDLE_MAX_MB:-400}"
+
+fail() { echo "package-test: FAIL: $*" >&2; exit 1; }
+step() { echo; echo "== $*"; }
+
+[ -x "$BUNDLE/liverseg" ] || fail "$BUNDLE/liverseg not found (run make package)"
+[ -x "$BUNDLE/liverseg-studio" ] || fail "$BUNDLE/liverseg-studio not found (run make package)"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+# -- no network: unshare -n (a network namespace with no interfaces) where permitted, and
+# always the socket guard (the frozen entry scripts read $LIVERSEG_NETGUARD_LOG: every
+# internet connect/sendto/DNS lookup is refused and logged there), so an attempt is
+# both blocked and detected.
+export LIVERSEG_NETGUARD_LOG="$ROOT/$WORK/network-attempts.log"
+if unshare -n true 2>/dev/null; then
+    OFFLINE=(unshare -n)
+    # prove the namespace really has no network: a connect must fail inside it
+    if unshare -n "$PY" -c "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)" 2>/dev/null; then
+        fail "unshare -n still has a network"
+    fi
+    echo "package-test: networking blocked with unshare -n and the socket guard"
+else
+    OFFLINE=()
+    echo "package-test: unshare -n not permitted here: networking blocked with the socket guard only"
+fi
+
+check_network() {
+    if [ -s "$LIVERSEG_NETGUARD_LOG" ]; then
+        cat "$LIVERSEG_NETGUARD_LOG" >&2
+        fail "the frozen app tried to use the network (see above)"
+    fi
+}
+
+HAS_MODEL=0
+[ -f "$BUNDLE/_internal/resources/models/default/model.json" ] && HAS_MODEL=1
+if [ "$HAS_MODEL" = 1 ]; then
+    BACKEND=(--backend onnx)
+    echo "package-test: bundle has a default model: testing the onnx backend"
+else
+    BACKEND=(--backend threshold)
+    echo "package-test: WARNING: bundle has NO default model (resources/models/default): the onnx backend" \
+         "cannot be tested end to end; testing with --backend threshold"
+fi
+
+step "liverseg --self-test ${BACKEND[*]}"
+t0=$(date +%s.%N)
+"${OFFLINE[@]}" "$BUNDLE/liverseg" --self-test "${BACKEND[@]}" || fail "liverseg --self-test"
+check_network
+echo "(wall time $("$PY" -c "import sys; print(round($(date +%s.%N) - $t0, 2))") s, process start included)"
+
+if [ "$HAS_MODEL" = 0 ]; then
+    step "liverseg --self-test without a model must fail clearly"
+    set +e
+    out="$("${OFFLINE[@]}" "$BUNDLE/liverseg" --self-test 2>&1)"; rc=$?
+    set -e
+    check_network
+    echo "$out" | tail -3
+    [ "$rc" = 1 ] || fail "--self-test without a default model exited $rc, expected 1"
+    echo "$out" | grep -q "no default model is bundled" || fail "--self-test without a model did not say why"
+fi
+
+step "liverseg-studio --self-test ${BACKEND[*]} (offscreen window)"
+QT_QPA_PLATFORM=offscreen "${OFFLINE[@]}" "$BUNDLE/liverseg-studio" --self-test "${BACKEND[@]}" \
+    || fail "liverseg-studio --self-test"
+check_network
+
+step "liverseg plugins"
+plugins="$("${OFFLINE[@]}" "$BUNDLE/liverseg" plugins)" || fail "liverseg plugins"
+check_network
+echo "$plugins"
+echo "$plugins" | grep -q "\[error\]" && fail "a plugin failed to load in the bundle"
+echo "$plugins" | grep -Eq "backend +onnx" || fail "onnx backend missing"
+echo "$plugins" | grep -Eq "backend +threshold" || echo "package-test: note: threshold plugin not in this build"
+echo "$plugins" | grep -Eq "backend +fastai +unavailable: PyTorch not in this build" \
+    || fail "the fastai backend does not say that PyTorch is missing"
+
+step "liverseg segment on a NIfTI volume"
+"$PY" - "$WORK/ct.nii.gz" <<'EOF'
+import sys
+import nibabel as nib
+import numpy as np
+from liverseg_studio.selftest import phantom
+volume, truth = phantom(n_slices=8, size=160)
+nib.save(nib.Nifti1Image(volume.array.T.astype(np.int16), volume.affine), sys.argv[1])
+print(f"wrote {sys.argv[1]}: {volume.shape} (z, y, x)")
+EOF
+"${OFFLINE[@]}" "$BUNDLE/liverseg" segment "$WORK/ct.nii.gz" --out "$WORK/out" "${BACKEND[@]}" \
+    || fail "liverseg segment"
+check_network
+for f in ct_mask.nii.gz ct_report.json; do
+    [ -s "$WORK/out/$f" ] || fail "segment did not write $WORK/out/$f"
+done
+"$PY" - "$WORK/ct.nii.gz" "$WORK/out/ct_mask.nii.gz" "$WORK/out/ct_report.json" <<'EOF'
+import json, sys
+import nibabel as nib
+import numpy as np
+ct, mask = nib.load(sys.argv[1]), nib.load(sys.argv[2])
+assert mask.shape == ct.shape, (mask.shape, ct.shape)
+assert np.allclose(mask.affine, ct.affine), "mask affine differs from the input's"
+values = set(np.unique(np.asarray(mask.dataobj)).tolist())
+assert values <= {0, 1, 2}, values
+report = json.load(open(sys.argv[3]))
+print(f"mask {mask.shape} labels {sorted(values)}; report keys: {', '.join(sorted(report)[:8])}")
+EOF
+ls -l "$WORK/out"
+
+step "bundle size"
+du -sh "$BUNDLE"
+mb=$(du -sm "$BUNDLE" | cut -f1)
+echo "package-test: bundle $BUNDLE is $mb MB unpacked (limit $MAX_MB MB)"
+[ "$mb" -le "$MAX_MB" ] || fail "bundle is $mb MB > $MAX_MB MB"
+echo
+echo "package-test: PASSED"

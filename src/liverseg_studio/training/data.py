@@ -1,0 +1,264 @@
+"""Training data: a prepared set (``liverseg prepare``) held in RAM, with augmentation.
+
+:class:`SliceStore` decodes every slice of one split once (HU PNG, mask PNG,
+partial flag) into numpy arrays: a prepared set is small (256 px: ~130 kB per
+slice).  :class:`SegDataset` turns a store into ``(image, target)`` pairs for
+fastai/PyTorch DataLoaders:
+
+* ``image``: float32 (3, S, S) in [0, 1], the channels of
+  :func:`liverseg_studio.core.preprocess.windowed_rgb` (the one windowing
+  function), computed on the fly from HU so that window jitter and synthetic
+  tumours work in HU;
+* ``target``: int64 (S, S) with 0 background, 1 liver, 2 tumour and
+  **3 = liver-or-tumour** on slices flagged ``partial`` (the marginal loss reads it).
+
+Augmentation (training split only): synthetic tumours (HU-known slices),
+window jitter (a random affine perturbation of the grey->HU mapping, larger
+for sets whose mapping is an estimate), flips, 90-degree rotations, small
+rotations, brightness/contrast.  Everything here is picklable and torch is
+imported only inside methods, so DataLoader workers can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from liverseg_studio.core.preprocess import DEFAULT_SPEC, PreprocessSpec, windowed_rgb
+from liverseg_studio.training.prepare import HU_OFFSET, PrepareError, load_manifest, resize_float, resize_labels
+from liverseg_studio.training.synthetic import TumourConfig, paint_tumours
+
+#: Target value for "liver or tumour" pixels of partially labelled slices.
+PARTIAL = 3
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation switches and ranges (recorded in the model card)."""
+
+    synthetic_tumours: float = 0.5  #: probability per HU-known slice
+    flips: bool = True
+    rot90: bool = True
+    small_rotation_deg: float = 15.0
+    small_rotation_p: float = 0.4
+    brightness: float = 0.08  #: +- added to [0, 1] channels
+    contrast: float = 0.15  #: x (1 +- c) around 0.5
+    window_scale: float = 0.08  #: HU' = HU * (1 +- s) + (+- shift) for exact mappings
+    window_shift_hu: float = 15.0
+    estimated_factor: float = 2.5  #: jitter x this for estimated grey mappings
+    tumour: TumourConfig = field(default_factory=TumourConfig)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "synthetic_tumours_p": self.synthetic_tumours,
+            "synthetic_tumours": "Hu et al. CVPR 2023 style: elastic ellipses 20-80 HU darker than liver, texture, "
+            "optional rim, inside liver of slices with a documented HU mapping, labelled tumour",
+            "flips": self.flips,
+            "rot90": self.rot90,
+            "small_rotation_deg": self.small_rotation_deg,
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "window_jitter": {
+                "scale": self.window_scale,
+                "shift_hu": self.window_shift_hu,
+                "estimated_mapping_factor": self.estimated_factor,
+            },
+        }
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return np.asarray(im)
+
+
+@dataclass
+class SliceStore:
+    """Every slice of one split of a prepared set, decoded into RAM."""
+
+    ids: list[str]
+    entries: list[dict[str, Any]]
+    hu: np.ndarray  #: int16 (N, S, S) HU (zeros where a slice has no HU)
+    hu_known: np.ndarray  #: bool (N,): the slice has HU (else only ``rgb``)
+    rgb: np.ndarray | None  #: uint8 (N, S, S, 3) for slices without HU, else None
+    labels: np.ndarray  #: uint8 (N, S, S) 0/1/2
+    partial: np.ndarray  #: bool (N,)
+    synthetic_ok: np.ndarray  #: bool (N,)
+    estimated: np.ndarray  #: bool (N,)
+    size: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def load(
+        cls,
+        data_dir: Path,
+        split: str | Sequence[str],
+        size: int | None = None,
+        *,
+        limit: int | None = None,
+    ) -> "SliceStore":
+        data_dir = Path(data_dir)
+        manifest = load_manifest(data_dir)
+        splits = {split} if isinstance(split, str) else set(split)
+        entries = [e for e in manifest["slices"] if e["split"] in splits]
+        if limit is not None:
+            entries = entries[:limit]
+        size = int(size or manifest.get("size", 256))
+        n = len(entries)
+        hu = np.zeros((n, size, size), dtype=np.int16)
+        labels = np.zeros((n, size, size), dtype=np.uint8)
+        rgb: np.ndarray | None = None
+        offset = int(manifest.get("hu_offset", HU_OFFSET))
+        for i, e in enumerate(entries):
+            m = _decode(data_dir / e["mask"])
+            if m.ndim == 3:
+                m = m[..., 0]
+            labels[i] = resize_labels(m, size)
+            if e.get("hu"):
+                h = _decode(data_dir / e["hu"]).astype(np.float32) - offset
+                hu[i] = np.clip(np.rint(resize_float(h, size)), -32767, 32767).astype(np.int16)
+            else:
+                if rgb is None:
+                    rgb = np.zeros((n, size, size, 3), dtype=np.uint8)
+                img = _decode(data_dir / e["image"])
+                from PIL import Image
+
+                rgb[i] = np.asarray(Image.fromarray(img).convert("RGB").resize((size, size), Image.BILINEAR))
+        return cls(
+            ids=[e["id"] for e in entries],
+            entries=entries,
+            hu=hu,
+            hu_known=np.array([bool(e.get("hu")) for e in entries], dtype=bool),
+            rgb=rgb,
+            labels=labels,
+            partial=np.array([bool(e.get("partial")) for e in entries], dtype=bool),
+            synthetic_ok=np.array([bool(e.get("synthetic_tumours")) and bool(e.get("hu")) for e in entries], dtype=bool),
+            estimated=np.array([bool((e.get("grey") or {}).get("estimated")) for e in entries], dtype=bool),
+            size=size,
+        )
+
+    def has_hu(self, i: int) -> bool:
+        return bool(self.hu_known[i])
+
+    def subset(self, idx: Sequence[int]) -> "SliceStore":
+        """A store of the slices ``idx`` (copies)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return SliceStore(
+            ids=[self.ids[i] for i in idx],
+            entries=[self.entries[i] for i in idx],
+            hu=self.hu[idx],
+            hu_known=self.hu_known[idx],
+            rgb=None if self.rgb is None else self.rgb[idx],
+            labels=self.labels[idx],
+            partial=self.partial[idx],
+            synthetic_ok=self.synthetic_ok[idx],
+            estimated=self.estimated[idx],
+            size=self.size,
+        )
+
+    def target(self, labels: np.ndarray, i: int) -> np.ndarray:
+        """Labels -> training target (liver pixels of partial slices become :data:`PARTIAL`)."""
+        t = labels.astype(np.int64)
+        if self.partial[i]:
+            t[t == 1] = PARTIAL
+        return t
+
+
+def _rotate(img: np.ndarray, mask: np.ndarray, deg: float) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import ndimage as ndi
+
+    img_r = ndi.rotate(img, deg, axes=(0, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    mask_r = ndi.rotate(mask, deg, axes=(0, 1), reshape=False, order=0, mode="constant", cval=0)
+    return img_r, mask_r
+
+
+def make_sample(
+    store: SliceStore,
+    i: int,
+    rng: np.random.Generator | None,
+    aug: AugmentConfig | None,
+    spec: PreprocessSpec = DEFAULT_SPEC,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ``(image float32 (S, S, 3) in [0, 1], target int64 (S, S))``; no augmentation when ``aug`` is None."""
+    labels = store.labels[i]
+    if store.has_hu(i):
+        hu = store.hu[i].astype(np.float32)
+        if aug is not None and rng is not None:
+            if store.synthetic_ok[i] and aug.synthetic_tumours > 0 and rng.random() < aug.synthetic_tumours:
+                hu, labels, _ = paint_tumours(hu, labels, rng, aug.tumour)
+            f = aug.estimated_factor if store.estimated[i] else 1.0
+            scale = 1.0 + float(rng.uniform(-1, 1)) * aug.window_scale * f
+            shift = float(rng.uniform(-1, 1)) * aug.window_shift_hu * f
+            hu = hu * np.float32(scale) + np.float32(shift)
+        img = windowed_rgb(hu, spec, as_float=True)
+    else:
+        assert store.rgb is not None
+        img = store.rgb[i].astype(np.float32) / 255.0
+    target = store.target(labels, i)
+    if aug is not None and rng is not None:
+        if aug.small_rotation_deg > 0 and rng.random() < aug.small_rotation_p:
+            img, target = _rotate(img, target, float(rng.uniform(-aug.small_rotation_deg, aug.small_rotation_deg)))
+        if aug.rot90:
+            k = int(rng.integers(4))
+            img, target = np.rot90(img, k, axes=(0, 1)), np.rot90(target, k, axes=(0, 1))
+        if aug.flips and rng.random() < 0.5:
+            img, target = img[:, ::-1], target[:, ::-1]
+        if aug.brightness > 0 or aug.contrast > 0:
+            c = 1.0 + float(rng.uniform(-aug.contrast, aug.contrast))
+            b = float(rng.uniform(-aug.brightness, aug.brightness))
+            img = np.clip((img - 0.5) * c + 0.5 + b, 0.0, 1.0)
+    return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(target, dtype=np.int64)
+
+
+class SegDataset:
+    """Map-style dataset of ``(TensorImage (3, S, S), TensorMask (S, S))`` for fastai.
+
+    ``aug=None`` gives the plain, deterministic validation view.  Random
+    numbers come from torch's per-worker seed, so workers differ and a run is
+    reproducible with ``torch.manual_seed``.
+    """
+
+    def __init__(self, store: SliceStore, aug: AugmentConfig | None = None, spec: PreprocessSpec = DEFAULT_SPEC) -> None:
+        self.store, self.aug, self.spec = store, aug, spec
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if aug is None else None
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def new_empty(self) -> "SegDataset":
+        """An empty dataset of the same kind (fastai's ``learn.export`` keeps no data)."""
+        return SegDataset(self.store.subset([]), self.aug, self.spec)
+
+    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        rng = None
+        if self.aug is not None:
+            import torch
+
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        out = make_sample(self.store, i, rng, self.aug, self.spec)
+        if self._cache is not None:
+            self._cache[i] = out
+        return out
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        import torch
+        from fastai.torch_core import TensorImage, TensorMask
+
+        if i < 0 or i >= len(self):
+            raise IndexError(i)
+        img, target = self.sample(int(i))
+        return TensorImage(torch.from_numpy(img).permute(2, 0, 1).contiguous()), TensorMask(torch.from_numpy(target))
+
+
+def check_store(store: SliceStore, what: str) -> None:
+    if len(store) == 0:
+        raise PrepareError(f"the prepared set has no {what} slices (check --split when preparing)")

@@ -1,0 +1,228 @@
+"""fastai/torch pieces of ``liverseg train``: loss, metrics, callbacks.
+
+This module imports torch and fastai at import time; only
+:mod:`liverseg_studio.training.train` imports it, inside its functions.  All
+classes are module-level (picklable for ``learn.export`` and DataLoader workers)
+and use only fastai's vision runtime (no fastai.text, no spacy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from fastai.callback.core import Callback
+from fastai.learner import Metric
+
+from liverseg_studio.training.data import PARTIAL
+
+
+class MarginalCrossEntropy:
+    """Cross-entropy with partial labels (targets 0/1/2 and 3 = liver-or-tumour).
+
+    Pixels with target 0, 1 or 2: plain cross-entropy ``-log p_t``.  Pixels with
+    target 3 (liver or tumour, merged by the source): the marginal
+    ``-log(p_liver + p_tumour)``, so a merged mask never teaches "tumour = liver".
+    Logits (N, 3, H, W) are computed in float32 whatever the autocast dtype.
+    """
+
+    reduction = "mean"
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = reduction
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if type(logits) is not torch.Tensor:
+            logits = logits.as_subclass(torch.Tensor)
+        target = target.as_subclass(torch.Tensor).long() if type(target) is not torch.Tensor else target.long()
+        logp = F.log_softmax(logits, dim=1)
+        partial = target == PARTIAL
+        plain_t = torch.where(partial, torch.zeros_like(target), target)
+        nll_plain = -logp.gather(1, plain_t.unsqueeze(1)).squeeze(1)
+        nll_part = -torch.logsumexp(logp[:, 1:3], dim=1)
+        loss = torch.where(partial, nll_part, nll_plain)
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        return loss.mean()
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(x.float(), dim=1)
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        return x.argmax(dim=1)
+
+
+def _pred_targ(learn: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    pred = learn.pred.detach().float().argmax(dim=1).as_subclass(torch.Tensor)
+    targ = learn.yb[0].detach().as_subclass(torch.Tensor)
+    return pred, targ
+
+
+class _DiceBase(Metric):
+    """Dice accumulated over every validation pixel (global Dice)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.inter = 0.0
+        self.total = 0.0
+
+    def _masks(self, pred: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def accumulate(self, learn: Any) -> None:
+        p, t = self._masks(*_pred_targ(learn))
+        self.inter += float((p & t).sum())
+        self.total += float(p.sum() + t.sum())
+
+    @property
+    def value(self) -> float:
+        return 2.0 * self.inter / self.total if self.total > 0 else float("nan")
+
+
+class DiceLiver(_DiceBase):
+    """Liver as LiTS scores it: label >= 1 (tumour and liver-or-tumour included)."""
+
+    @property
+    def name(self) -> str:
+        return "dice_liver"
+
+    def _masks(self, pred: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return pred >= 1, targ >= 1
+
+
+class DiceTumour(_DiceBase):
+    """Tumour (label 2), ignoring pixels whose truth is liver-or-tumour (partial)."""
+
+    @property
+    def name(self) -> str:
+        return "dice_tumour"
+
+    def _masks(self, pred: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        known = targ != PARTIAL
+        return (pred == 2) & known, targ == 2
+
+
+class ForegroundAccuracy(Metric):
+    """Accuracy over foreground truth pixels; a liver-or-tumour pixel is right when predicted liver or tumour."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct = 0.0
+        self.count = 0.0
+
+    @property
+    def name(self) -> str:
+        return "foreground_acc"
+
+    def accumulate(self, learn: Any) -> None:
+        pred, targ = _pred_targ(learn)
+        fg = targ > 0
+        ok = (pred == targ) | ((targ == PARTIAL) & (pred >= 1))
+        self.correct += float((ok & fg).sum())
+        self.count += float(fg.sum())
+
+    @property
+    def value(self) -> float:
+        return self.correct / self.count if self.count else float("nan")
+
+
+class BF16Autocast(Callback):
+    """bfloat16 autocast for the forward pass and the loss (CPU or CUDA); weights stay float32."""
+
+    order = 10
+
+    def __init__(self, device_type: str) -> None:
+        self.device_type = device_type
+        self._ctx: Any = None
+
+    def before_batch(self) -> None:
+        self._ctx = torch.autocast(self.device_type, dtype=torch.bfloat16)
+        self._ctx.__enter__()
+
+    def after_loss(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+    def after_cancel_batch(self) -> None:
+        self.after_loss()
+
+    def after_fit(self) -> None:
+        self.after_loss()
+
+
+class EpochCheckpoint(Callback):
+    """After every epoch: ``checkpoints/last.pth`` (model + optimizer) and ``checkpoints/state.json``.
+
+    ``liverseg train --resume`` restarts from the epoch after the one recorded.
+    """
+
+    order = 70  # after SaveModelCallback (61) has updated its best value
+
+    def __init__(self, info: dict[str, Any], tracker: Any = None) -> None:
+        self.info = info
+        self.tracker = tracker
+
+    def after_epoch(self) -> None:
+        self.learn.save("last", with_opt=True)
+        best = getattr(self.tracker, "best", None) if self.tracker is not None else None
+        state = dict(self.info)
+        state.update(
+            epoch_done=int(self.epoch),
+            n_epoch=int(self.n_epoch),
+            best=None if best is None or not math.isfinite(float(best)) else float(best),
+            saved=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        path = Path(self.learn.path) / self.learn.model_dir / "state.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+
+class ProgressLine(Callback):
+    """A compact progress line on stderr (replaces fastai's ProgressCallback)."""
+
+    order = 65
+
+    def __init__(self, every_s: float = 10.0, stream: Any = None) -> None:
+        self.every_s = every_s
+        self.stream = stream or sys.stderr
+
+    def before_epoch(self) -> None:
+        self.t0 = time.monotonic()
+        self.last = self.t0
+
+    def after_batch(self) -> None:
+        if not self.training:
+            return
+        now = time.monotonic()
+        n = len(self.dl)
+        if now - self.last >= self.every_s or self.iter + 1 == n:
+            self.last = now
+            done = self.iter + 1
+            rate = (now - self.t0) / done
+            loss = float(self.smooth_loss) if hasattr(self, "smooth_loss") else float("nan")
+            self.stream.write(
+                f"train: epoch {self.epoch + 1}/{self.n_epoch} batch {done}/{n} loss {loss:.4f} "
+                f"{rate:.2f} s/batch\n"
+            )
+            self.stream.flush()
+
+
+def batch_timer_stats(times: list[float]) -> dict[str, float]:
+    a = np.asarray(times, dtype=np.float64)
+    return {"mean_s": float(a.mean()), "median_s": float(np.median(a)), "n": int(a.size)}

@@ -1,0 +1,518 @@
+"""``liverseg train``: the paper's ResNet-34 U-Net trained with fastai on a prepared set.
+
+``unet_learner(dls, resnet34, n_out=3, loss_func=MarginalCrossEntropy(),
+**ARCH_DEFAULTS)`` -> ``fit_one_cycle``; the network always sees
+ImageNet-normalised input (``Normalize`` in ``after_batch``, whether or not the
+ImageNet weights were found in the local torch cache), so the saved state_dict
+loads into :func:`liverseg_studio.model.arch.build_unet` and the ONNX export
+(which bakes the normalisation in) matches.
+
+MODEL_DIR receives ``model.safetensors``, ``export.pkl`` (best effort),
+``model.json`` (card), ``training_log.csv``, ``training_plot.png`` and
+``checkpoints/`` (``best.pth``, ``last.pth``, ``state.json``; for ``--resume``,
+never shipped).
+
+torch and fastai are imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from liverseg_studio.core.errors import LiversegError
+from liverseg_studio.core.preprocess import DEFAULT_SPEC, PreprocessSpec
+from liverseg_studio.training.data import AugmentConfig, SegDataset, SliceStore, check_store
+from liverseg_studio.training.prepare import load_manifest
+
+CHECKPOINT_DIR = "checkpoints"
+LOG_NAME = "training_log.csv"
+PLOT_NAME = "training_plot.png"
+DEFAULT_LR = 2e-3
+
+
+class TrainError(LiversegError):
+    """Bad input or configuration for ``liverseg train``."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    size: int = 256
+    bs: int = 8
+    lr: float | None = None  #: None = auto (lr_find on CUDA, DEFAULT_LR on CPU)
+    bf16: bool | None = None  #: None = when supported
+    resume: bool = False
+    synthetic_tumours: float = 0.5
+    workers: int | None = None  #: None = auto
+    device: str = "auto"
+    pretrained: str = "auto"  #: auto (if in the local torch cache) | yes | no
+    seed: int = 0
+    overwrite: bool = False
+    max_train_slices: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    spec: PreprocessSpec = DEFAULT_SPEC
+    name: str = "liverseg-resnet34-unet"
+    version: str = "0.1.0"
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    epochs_run: int
+    history: list[dict[str, Any]]
+    validation: dict[str, Any]
+    seconds: float
+    card: dict[str, Any]
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    name = (name or "auto").lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise TrainError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return name
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX).
+
+    Without it PyTorch emulates bf16 on the CPU, which is several times *slower*
+    than float32 (measured here on an AVX2-only AMD EPYC: ~5x slower).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            flags = fh.read()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        try:
+            import torch
+
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except Exception:  # noqa: BLE001
+            return False
+
+
+def bf16_supported(device: str) -> bool:
+    """Whether bfloat16 autocast works on ``device`` (tried on a tiny convolution)."""
+    import torch
+
+    try:
+        if device == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        conv = torch.nn.Conv2d(3, 4, 3)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(torch.zeros(1, 3, 8, 8))
+        return y.dtype == torch.bfloat16
+    except Exception:  # noqa: BLE001 - any failure means "not supported"
+        return False
+
+
+def bf16_default(device: str) -> bool:
+    """The ``--bf16`` default: on CUDA when supported; on the CPU only with native bf16 hardware."""
+    if device == "cuda":
+        return bf16_supported(device)
+    return cpu_has_native_bf16() and bf16_supported(device)
+
+
+def _software_versions() -> dict[str, str]:
+    import fastai
+    import torch
+    import torchvision
+
+    from liverseg_studio import __version__
+
+    return {
+        "liverseg_studio": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "fastai": fastai.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
+
+
+def _per_slice_dice(pred: np.ndarray, truth: np.ndarray) -> float | None:
+    from liverseg_studio.core.metrics import dice
+
+    return dice(pred, truth)
+
+
+def predict_store(model: Any, store: SliceStore, device: str, bs: int, bf16: bool, spec: PreprocessSpec) -> np.ndarray:
+    """Labels (N, S, S) predicted by ``model`` (a bare unet expecting ImageNet-normalised input)."""
+    import torch
+
+    from liverseg_studio.model.arch import IMAGENET_MEAN, IMAGENET_STD
+    from liverseg_studio.training.data import make_sample
+
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    out = np.zeros((len(store), store.size, store.size), dtype=np.uint8)
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(store), bs):
+            idx = range(start, min(start + bs, len(store)))
+            x = np.stack([make_sample(store, i, None, None, spec)[0] for i in idx]).transpose(0, 3, 1, 2)
+            xt = (torch.from_numpy(np.ascontiguousarray(x)).to(device) - mean) / std
+            if bf16:
+                with torch.autocast(device, dtype=torch.bfloat16):
+                    logits = model(xt)
+            else:
+                logits = model(xt)
+            out[start : start + len(idx)] = logits.float().argmax(1).cpu().numpy().astype(np.uint8)
+    return out
+
+
+def validation_report(labels_pred: np.ndarray, store: SliceStore) -> dict[str, Any]:
+    """Per-slice liver Dice (mean, median), tumour Dice on complete-label slices, by set."""
+    liver: list[float] = []
+    tumour: list[float] = []
+    by_set: dict[str, list[float]] = {}
+    for i in range(len(store)):
+        truth = store.labels[i]
+        pred = labels_pred[i]
+        d = _per_slice_dice(pred >= 1, truth >= 1)
+        if d is not None:
+            liver.append(d)
+            by_set.setdefault(store.entries[i]["set"], []).append(d)
+        if not store.partial[i]:
+            dt = _per_slice_dice(pred == 2, truth == 2)
+            if dt is not None and (truth == 2).any():
+                tumour.append(dt)
+
+    def stats(v: list[float]) -> dict[str, Any]:
+        if not v:
+            return {"n": 0, "mean": None, "median": None}
+        a = np.asarray(v)
+        return {"n": int(a.size), "mean": round(float(a.mean()), 4), "median": round(float(np.median(a)), 4),
+                "min": round(float(a.min()), 4)}
+
+    return {
+        "split": "valid",
+        "unit": "per slice",
+        "convention": "slices with empty truth and empty prediction are skipped for Dice (undefined)",
+        "dice_liver": stats(liver),
+        "dice_tumour": stats(tumour),
+        "dice_tumour_note": "only slices with complete labels and real tumour; merged (partial) masks hide tumours",
+        "dice_liver_by_set": {k: stats(v) for k, v in sorted(by_set.items())},
+        "n_slices": len(store),
+    }
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Rows of fastai's CSVLogger file (repeated header lines from resumed runs skipped)."""
+    if not path.is_file():
+        return []
+    rows: list[dict[str, Any]] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header: list[str] | None = None
+        for r in reader:
+            if not r:
+                continue
+            if r[0] == "epoch":
+                header = r
+                continue
+            if header is None:
+                continue
+            row: dict[str, Any] = {}
+            for k, v in zip(header, r):
+                try:
+                    row[k] = float(v) if k != "time" else v
+                except ValueError:
+                    row[k] = v
+            rows.append(row)
+    return rows
+
+
+def plot_log(rows: list[dict[str, Any]], path: Path) -> None:
+    """Loss and Dice per epoch as a PNG (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [int(r["epoch"]) + 1 for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, lab in (("train_loss", "train loss"), ("valid_loss", "valid loss")):
+        a1.plot(ep, [r.get(key, math.nan) for r in rows], marker="o", label=lab)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss")
+    a1.legend()
+    a1.set_title("loss")
+    for key, lab in (("dice_liver", "Dice liver"), ("dice_tumour", "Dice tumour"), ("foreground_acc", "foreground acc")):
+        a2.plot(ep, [r.get(key, math.nan) for r in rows], marker="o", label=lab)
+    a2.set_xlabel("epoch")
+    a2.set_ylim(0, 1)
+    a2.legend()
+    a2.set_title("validation")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _licence_summary(manifest: dict[str, Any], used: set[str]) -> tuple[str, list[dict[str, Any]]]:
+    data = []
+    nc = False
+    for name in sorted(used):
+        s = manifest.get("sets", {}).get(name, {})
+        nc = nc or bool(s.get("non_commercial", True))
+        data.append({"set": name, "licence": s.get("licence", "unknown"), "grey": s.get("grey"),
+                     "partial_labels": s.get("partial")})
+    if nc:
+        text = ("CC BY-NC-SA 4.0: non-commercial use only (weights derived from LiTS and other non-commercial "
+                "training data)")
+    else:
+        text = "see training data licences"
+    return text, data
+
+
+def build_learner(
+    train_ds: SegDataset, valid_ds: SegDataset, cfg: TrainConfig, out: Path, device: str, pretrained: bool, workers: int
+) -> Any:
+    import fastai.callback.schedule  # noqa: F401  (patches Learner.fit_one_cycle / lr_find)
+    import torch
+    from fastai.callback.progress import ProgressCallback
+    from fastai.data.core import DataLoaders
+    from fastai.vision.augment import Normalize
+    from fastai.vision.core import imagenet_stats
+    from fastai.vision.learner import unet_learner
+    from torchvision.models import resnet34
+
+    from liverseg_studio.model.arch import ARCH_DEFAULTS, N_CLASSES
+    from liverseg_studio.training.fastai_parts import DiceLiver, DiceTumour, ForegroundAccuracy, MarginalCrossEntropy
+
+    dls = DataLoaders.from_dsets(
+        train_ds,
+        valid_ds,
+        bs=cfg.bs,
+        num_workers=workers,
+        device=torch.device(device),
+        after_batch=[Normalize.from_stats(*imagenet_stats)],
+        pin_memory=device == "cuda",
+        persistent_workers=workers > 0,
+    )
+    learn = unet_learner(
+        dls,
+        resnet34,
+        normalize=False,  # added above, always (also without ImageNet weights)
+        n_out=N_CLASSES,
+        pretrained=pretrained,
+        loss_func=MarginalCrossEntropy(),
+        metrics=[DiceLiver(), DiceTumour(), ForegroundAccuracy()],
+        path=out,
+        model_dir=CHECKPOINT_DIR,
+        **ARCH_DEFAULTS,
+    )
+    learn.remove_cb(ProgressCallback)
+    if pretrained:
+        learn.unfreeze()
+    return learn
+
+
+def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train on ``data_dir`` (prepared), write ``out`` (MODEL_DIR); see the module docstring."""
+    import torch
+
+    from liverseg_studio.core.modelcard import DEFAULT_ARCHITECTURE, ModelCard, write_card
+    from liverseg_studio.model.arch import ARCH_DEFAULTS, imagenet_weights_available, imagenet_weights_path, save_unet_weights
+
+    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    data_dir, out = Path(data_dir), Path(out)
+    if cfg.size < 32 or cfg.size % 32:
+        raise TrainError(f"--size must be a positive multiple of 32, got {cfg.size}")
+    if cfg.epochs < 1 or cfg.bs < 1:
+        raise TrainError("--epochs and --bs must be >= 1")
+    if not 0.0 <= cfg.synthetic_tumours <= 1.0:
+        raise TrainError(f"--synthetic-tumours must be a probability 0..1, got {cfg.synthetic_tumours}")
+    manifest = load_manifest(data_dir)
+    ckpt = out / CHECKPOINT_DIR
+    state_path = ckpt / "state.json"
+    state: dict[str, Any] = {}
+    if cfg.resume:
+        if not state_path.is_file() or not (ckpt / "last.pth").is_file():
+            raise TrainError(f"{out}: nothing to resume (no {CHECKPOINT_DIR}/last.pth and state.json)")
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if int(state.get("size", cfg.size)) != cfg.size:
+            raise TrainError(f"--resume: the checkpoint was trained at --size {state.get('size')}, not {cfg.size}")
+    elif out.exists() and any(out.iterdir()):
+        if not cfg.overwrite:
+            raise TrainError(f"{out}: folder is not empty; use --resume to continue or --overwrite to start again")
+        for name in ("model.safetensors", "export.pkl", "model.json", LOG_NAME, PLOT_NAME):
+            if (out / name).exists():
+                (out / name).unlink()
+        for name in ("last.pth", "best.pth", "state.json"):
+            if (ckpt / name).exists():
+                (ckpt / name).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.mkdir(exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    use_bf16 = bf16_default(device) if cfg.bf16 is None else bool(cfg.bf16)
+    if use_bf16 and not bf16_supported(device):
+        raise TrainError(f"--bf16: bfloat16 autocast is not supported on {device} here")
+    if cfg.pretrained == "yes" and not imagenet_weights_available():
+        raise TrainError(f"--pretrained yes: no ImageNet ResNet-34 weights in the local torch cache ({imagenet_weights_path()})")
+    pretrained = cfg.pretrained == "yes" or (cfg.pretrained == "auto" and imagenet_weights_available())
+    workers = cfg.workers if cfg.workers is not None else (min(8, max(1, (os.cpu_count() or 2) - 1)) if device == "cuda" else 0)
+
+    t_load = time.monotonic()
+    train_store = SliceStore.load(data_dir, "train", cfg.size, limit=cfg.max_train_slices)
+    valid_store = SliceStore.load(data_dir, "valid", cfg.size)
+    check_store(train_store, "training")
+    check_store(valid_store, "validation")
+    say(f"train: {len(train_store)} training / {len(valid_store)} validation slices at {cfg.size}px loaded in "
+        f"{time.monotonic() - t_load:.1f}s; device {device}, bf16 {use_bf16}, ImageNet weights {pretrained}, "
+        f"workers {workers}")
+    aug = AugmentConfig(**{**cfg.augment.__dict__, "synthetic_tumours": cfg.synthetic_tumours})
+    train_ds = SegDataset(train_store, aug, cfg.spec)
+    valid_ds = SegDataset(valid_store, None, cfg.spec)
+    learn = build_learner(train_ds, valid_ds, cfg, out, device, pretrained, workers)
+
+    from fastai.callback.tracker import SaveModelCallback
+    from fastai.callback.progress import CSVLogger
+
+    from liverseg_studio.training.fastai_parts import BF16Autocast, EpochCheckpoint, ProgressLine
+
+    # learning rate
+    if cfg.lr is not None:
+        lr = float(cfg.lr)
+        lr_how = "given"
+    elif "lr" in state:
+        lr = float(state["lr"])
+        lr_how = state.get("lr_how", "from checkpoint")
+    elif device == "cuda":
+        if use_bf16:
+            learn.add_cb(BF16Autocast(device))
+        sug = learn.lr_find(show_plot=False)
+        if use_bf16:
+            learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, BF16Autocast)])
+        lr = float(np.clip(sug.valley, 1e-4, 1e-2))
+        lr_how = f"lr_find valley {sug.valley:.2e} clipped to [1e-4, 1e-2]"
+    else:
+        lr = DEFAULT_LR
+        lr_how = "default (lr_find skipped on CPU)"
+    say(f"train: lr_max {lr:.2e} ({lr_how})")
+
+    saver = SaveModelCallback(monitor="dice_liver", comp=np.greater, fname="best", reset_on_fit=not cfg.resume)
+    if cfg.resume and state.get("best") is not None:
+        saver.best = float(state["best"])
+    info = {"size": cfg.size, "lr": lr, "lr_how": lr_how, "epochs": cfg.epochs, "bs": cfg.bs,
+            "seconds": float(state.get("seconds", 0.0))}
+    cbs: list[Any] = [saver, EpochCheckpoint(info, saver), CSVLogger(fname=LOG_NAME, append=cfg.resume), ProgressLine()]
+    if use_bf16:
+        cbs.insert(0, BF16Autocast(device))
+    start_epoch = 0
+    if cfg.resume:
+        learn.load("last", with_opt=True, device=device)
+        start_epoch = int(state["epoch_done"]) + 1
+        if start_epoch >= cfg.epochs:
+            say(f"train: checkpoint already finished epoch {start_epoch}/{cfg.epochs}; writing the model")
+        else:
+            say(f"train: resuming at epoch {start_epoch + 1}/{cfg.epochs}")
+    lr_max: Any = slice(lr / 10, lr) if pretrained else lr
+    t0 = time.monotonic()
+    if start_epoch < cfg.epochs:
+        learn.fit_one_cycle(cfg.epochs, lr_max, start_epoch=start_epoch, cbs=cbs)
+    else:
+        if (ckpt / "best.pth").is_file():
+            learn.load("best", device=device)
+    seconds = float(state.get("seconds", 0.0)) + (time.monotonic() - t0)
+    if state_path.is_file():
+        st = json.loads(state_path.read_text(encoding="utf-8"))
+        st["seconds"] = seconds
+        state_path.write_text(json.dumps(st, indent=1), encoding="utf-8")
+
+    # best weights are loaded by SaveModelCallback at the end of fit
+    model = learn.model
+    say("train: measuring the validation split per slice")
+    pred = predict_store(model, valid_store, device, max(cfg.bs, 8), use_bf16, cfg.spec)
+    val = validation_report(pred, valid_store)
+    val["best_epoch_dice_liver_global"] = None if saver.best is None or not math.isfinite(float(saver.best)) else round(float(saver.best), 4)
+
+    model.float()
+    save_unet_weights(model, out / "model.safetensors", metadata={"format": "pt", "input_size": str(cfg.size)})
+    rows = read_log(out / LOG_NAME)
+    if rows:
+        try:
+            plot_log(rows, out / PLOT_NAME)
+        except Exception as exc:  # noqa: BLE001 - a plot must not lose a trained model
+            say(f"train: warning: could not draw {PLOT_NAME}: {exc}")
+    exported = False
+    try:
+        learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ("BF16Autocast", "EpochCheckpoint", "ProgressLine", "CSVLogger", "SaveModelCallback")])
+        learn.export(out / "export.pkl")
+        exported = True
+    except Exception as exc:  # noqa: BLE001 - export.pkl is a convenience
+        say(f"train: warning: export.pkl not written ({type(exc).__name__}: {exc})")
+
+    used = {e["set"] for e in train_store.entries} | {e["set"] for e in valid_store.entries}
+    licence, data_info = _licence_summary(manifest, used)
+    counts = manifest.get("counts", {})
+    card = ModelCard(
+        name=cfg.name,
+        version=cfg.version,
+        architecture={**DEFAULT_ARCHITECTURE, **ARCH_DEFAULTS, "encoder": "resnet34", "normalize": "imagenet"},
+        input_size=cfg.size,
+        preprocessing=cfg.spec,
+        training={
+            "framework": "fastai unet_learner(resnet34, n_out=3) + fit_one_cycle",
+            "data_dir": str(data_dir),
+            "data": data_info,
+            "slices": {"train": len(train_store), "valid": len(valid_store),
+                       "test": sum(counts.get("test", {}).values()) if counts else None},
+            "split": {"by": "patient", "seed": manifest.get("seed"), "fractions": manifest.get("split_fractions")},
+            "held_out": "LiTS case 117 (liver-ct-segmentation-package) never used for training, tuning or selection",
+            "epochs": cfg.epochs,
+            "batch_size": cfg.bs,
+            "lr_max": lr,
+            "lr_how": lr_how,
+            "loss": "cross-entropy; marginal -log(p_liver + p_tumour) on liver-or-tumour (partial) pixels",
+            "augmentations": aug.to_json(),
+            "imagenet_pretrained": bool(pretrained),
+            "selection": "best epoch by validation Dice liver (global, SaveModelCallback)",
+            "bf16": use_bf16,
+            "device": _device_name(device),
+            "training_seconds": round(seconds, 1),
+            "software": _software_versions(),
+            "log": LOG_NAME,
+            "plot": PLOT_NAME,
+        },
+        metrics={"validation": val},
+        licence=licence,
+    )
+    card.record_file("safetensors", out)
+    if exported:
+        card.record_file("pickle", out)
+    write_card(out, card)
+    say(f"train: done in {seconds:.0f}s; validation liver Dice per slice mean {val['dice_liver']['mean']} "
+        f"median {val['dice_liver']['median']}; wrote {out}")
+    return TrainResult(out, cfg.epochs, rows, val, seconds, card.to_json())

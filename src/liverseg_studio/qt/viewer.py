@@ -171,6 +171,16 @@ class SliceViewBox(pg.ViewBox):
         ev.accept()
 
 
+class _Graphics(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that tells when it was resized (to place the annotations)."""
+
+    resized = Signal()
+
+    def resizeEvent(self, ev: Any) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(ev)
+        self.resized.emit()
+
+
 class _Panel(QWidget):
     """A titled pyqtgraph panel holding one ViewBox."""
 
@@ -186,11 +196,44 @@ class _Panel(QWidget):
         self.header.addWidget(self.title)
         self.header.addStretch(1)
         lay.addLayout(self.header)
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = _Graphics()
         self.graphics.ci.setContentsMargins(0, 0, 0, 0)
+        self.graphics.resized.connect(self._place)
         self.view = SliceViewBox()
         self.graphics.addItem(self.view)
         lay.addWidget(self.graphics, 1)
+        # PACS-style annotations over the image: slice / window in the corners,
+        # orientation letters at the edges (only when the affine tells them)
+        style = "color: #c8d0dc; background: transparent; font-size: 9pt;"
+        self.top_left = QLabel(self.graphics)
+        self.bottom_left = QLabel(self.graphics)
+        self.letters = {k: QLabel(k, self.graphics) for k in ("R", "L", "A", "P")}
+        for lab in (self.top_left, self.bottom_left, *self.letters.values()):
+            lab.setStyleSheet(style)
+            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        for lab in self.letters.values():
+            lab.setStyleSheet(style + " font-weight: 700; color: #e5c07b;")
+            lab.hide()
+
+    def set_annotations(self, top_left: str, bottom_left: str, letters: bool) -> None:
+        self.top_left.setText(top_left)
+        self.bottom_left.setText(bottom_left)
+        for lab in (self.top_left, self.bottom_left):
+            lab.adjustSize()
+        for lab in self.letters.values():
+            lab.setVisible(letters)
+            lab.adjustSize()
+        self._place()
+
+    def _place(self) -> None:
+        w, h = self.graphics.width(), self.graphics.height()
+        self.top_left.move(8, 6)
+        self.bottom_left.move(8, h - self.bottom_left.height() - 6)
+        lt = self.letters
+        lt["R"].move(6, (h - lt["R"].height()) // 2)
+        lt["L"].move(w - lt["L"].width() - 6, (h - lt["L"].height()) // 2)
+        lt["A"].move((w - lt["A"].width()) // 2, 4)
+        lt["P"].move((w - lt["P"].width()) // 2, h - lt["P"].height() - 4)
 
 
 class SliceViewer(QWidget):
@@ -216,6 +259,10 @@ class SliceViewer(QWidget):
         self._updating_levels = False
         self._layout_mode = "three"
         self._last_readout: dict[str, Any] | None = None
+        self._rgb_timer = QTimer(self)
+        self._rgb_timer.setSingleShot(True)
+        self._rgb_timer.setInterval(40)
+        self._rgb_timer.timeout.connect(self._draw_pending_rgb)
 
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
@@ -302,6 +349,8 @@ class SliceViewer(QWidget):
             line.setHoverPen(pg.mkPen("#ffffff", width=2))
         self.histogram_widget.addItem(self.histogram)
         self.histogram.sigLevelsChanged.connect(self._levels_changed)
+        # the histogram is of the whole volume (computed once in set_volume), not of each slice
+        self.grey_item.sigImageChanged.disconnect(self.histogram.imageChanged)
         hist_box = QVBoxLayout()
         hist_box.setSpacing(4)
         wl_title = QLabel("W / L")
@@ -386,6 +435,7 @@ class SliceViewer(QWidget):
             self.histogram.setHistogramRange(0, 255)
         else:
             self.histogram.setHistogramRange(-1000, 1500)
+        self._set_volume_histogram(volume)
         z, y, x = volume.shape
         transform = self._orientation.qtransform(y, x)
         for item in (self.rgb_item, self.grey_item, self.seg_grey_item, self.label_item):
@@ -394,14 +444,30 @@ class SliceViewer(QWidget):
         self.slider.setRange(0, z - 1)
         self.slider.setValue(z // 2)
         self.slider.blockSignals(False)
-        self._slice = -1
-        self.set_slice(z // 2, force=True)
+        self._slice = z // 2
+        self._show_slice(sync_rgb=True)
+        self.slice_changed.emit(self._slice)
         if is_rgb:
             self.set_levels(0.0, 255.0)
         else:
             self.set_window(*self._window)
         self.fit_view()
         self.set_layout_mode(self._layout_mode)
+
+    def _set_volume_histogram(self, volume: Volume) -> None:
+        """Histogram of the whole volume (every few slices, every other pixel)."""
+        step = max(1, volume.n_slices // 24)
+        idx = range(0, volume.n_slices, step)
+        if volume.intensity is Intensity.WINDOWED_RGB:
+            sample = np.concatenate([self_grey.ravel() for self_grey in (
+                np.asarray(volume.array[i, ::2, ::2], dtype=np.float32).mean(axis=-1) for i in idx)])
+            lo, hi = 0.0, 255.0
+        else:
+            sample = np.concatenate([volume.hu_slice(i)[::2, ::2].ravel() for i in idx])
+            lo, hi = -1100.0, 2000.0
+        counts, edges = np.histogram(np.clip(sample, lo, hi), bins=256, range=(lo, hi))
+        counts = np.log1p(counts.astype(np.float64))  # air and soft tissue both visible
+        self.histogram.plot.setData(edges[:-1], counts)
 
     def set_preprocess_spec(self, spec: PreprocessSpec) -> None:
         """The windowing of the selected model (the model-input panel follows it)."""
@@ -430,7 +496,9 @@ class SliceViewer(QWidget):
         self.slider.setRange(0, 0)
         self.slider.blockSignals(False)
         self._slice = 0
+        self._rgb_timer.stop()
         self.slice_label.setText("Slice – / –")
+        self._update_annotations()
 
     # -- navigation -------------------------------------------------------------------------
     def set_slice(self, index: int, force: bool = False) -> None:
@@ -466,6 +534,8 @@ class SliceViewer(QWidget):
         self.input_panel.setVisible(mode in ("three", "input"))
         self.anatomy_panel.setVisible(mode in ("three", "anatomy"))
         self.overlay_panel.setVisible(mode in ("three", "overlay"))
+        if mode in ("three", "input"):
+            self.flush()
         QTimer.singleShot(0, self.fit_view)  # once the panels have their new size
         idx = list(LAYOUTS).index(mode)
         if self.layout_combo.currentIndex() != idx:
@@ -515,6 +585,7 @@ class SliceViewer(QWidget):
             self.preset_combo.blockSignals(True)
             self.preset_combo.setCurrentIndex(idx if idx >= 0 else self.preset_combo.count() - 1)
             self.preset_combo.blockSignals(False)
+            self._update_annotations()
             self.window_changed.emit(w, lv)
         finally:
             self._updating_levels = False
@@ -578,20 +649,52 @@ class SliceViewer(QWidget):
             self._rgb_cache.move_to_end(index)
         return rgb
 
-    def _show_slice(self) -> None:
+    def _show_slice(self, sync_rgb: bool = False) -> None:
+        """Draw the current slice.  The model-input image (~50 ms per 512^2 slice to
+        window) is drawn at once when cached or ``sync_rgb``, else when scrolling pauses."""
         if self._volume is None:
             return
         z = self._slice
         grey = self.grey_slice(z)
         lo, hi = self.histogram.getLevels()
-        self.rgb_item.setImage(self.rgb_slice(z), autoLevels=False, levels=(0, 255))
+        if sync_rgb or z in self._rgb_cache:
+            self._rgb_timer.stop()
+            self.rgb_item.setImage(self.rgb_slice(z), autoLevels=False, levels=(0, 255))
+        else:
+            self._rgb_timer.start()
         self.grey_item.setImage(grey, autoLevels=False, levels=(lo, hi))
         self.seg_grey_item.setImage(grey, autoLevels=False, levels=(lo, hi))
         self._show_labels()
         self.slice_label.setText(f"Slice {z + 1} / {self._volume.n_slices}")
+        self._update_annotations()
         if self._last_readout is not None:
             r = self._last_readout
             self._emit_readout(z, r["y"], r["x"])
+
+    def _draw_pending_rgb(self) -> None:
+        if self._volume is not None and self.input_panel.isVisibleTo(self):
+            self.rgb_item.setImage(self.rgb_slice(self._slice), autoLevels=False, levels=(0, 255))
+
+    def flush(self) -> None:
+        """Draw anything deferred (the model-input image) now."""
+        if self._rgb_timer.isActive():
+            self._rgb_timer.stop()
+            if self._volume is not None:
+                self.rgb_item.setImage(self.rgb_slice(self._slice), autoLevels=False, levels=(0, 255))
+
+    def _update_annotations(self) -> None:
+        if self._volume is None:
+            for p in (self.input_panel, self.anatomy_panel, self.overlay_panel):
+                p.set_annotations("", "", False)
+            return
+        n = self._volume.n_slices
+        where = f"Slice {self._slice + 1}/{n}"
+        letters = self._orientation.radiological
+        w, lv = self._window
+        wl = "" if self._volume.intensity is Intensity.WINDOWED_RGB else f"W {w:.0f}  L {lv:.0f}"
+        self.input_panel.set_annotations(where, "as the model sees it", letters)
+        self.anatomy_panel.set_annotations(where, wl, letters)
+        self.overlay_panel.set_annotations(where, wl, letters)
 
     def _show_labels(self) -> None:
         if self._labels is None or self._volume is None:

@@ -26,6 +26,11 @@ run: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
+# Longer loader fuzzing (issue 8): LIVERSEG_FUZZ_CASES cases per loader (make test runs 2000).
+FUZZ_CASES ?= 20000
+fuzz: setup
+	LIVERSEG_FUZZ_CASES=$(FUZZ_CASES) QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/robustness/test_fuzz_loaders.py -q -p no:cacheprovider --timeout=0
+
 # Studio screenshots (docs/screenshots): the real window under Xvfb (xvfb-run; installed with
 # apt-get, with the libraries Qt's xcb plugin needs, only when missing and possible), else
 # Qt's offscreen platform.  Segments case 117 with the default model (onnx), or with the

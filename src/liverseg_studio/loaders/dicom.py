@@ -156,7 +156,10 @@ def decode_hu(path: Path, ds: Any, rows: int, cols: int) -> np.ndarray:
     """The image in HU as float32 (rows, cols); refuses truncated or undecodable pixel data."""
     bits = int(_int(ds, "BitsAllocated") or 16)
     ts = _transfer_syntax(ds)
-    compressed = bool(ts is not None and getattr(ts, "is_compressed", False))
+    try:
+        compressed = bool(ts is not None and ts.is_compressed)
+    except Exception:  # noqa: BLE001 - not a transfer syntax UID (pydicom raises ValueError)
+        raise LoaderError(path, f"unknown transfer syntax {str(ts)[:64]!r}") from None
     if "PixelData" in ds and not compressed:
         try:
             raw_len = len(ds.PixelData)

@@ -71,6 +71,14 @@ def load(path: Path, options) -> Volume:
                 raise LoaderError(
                     path, f"{fmt} image of {width}x{height} pixels is larger than any CT slice (limit {MAX_IMAGE_PIXELS} pixels)"
                 )
+            if fmt == "JPEG":
+                # every 8x8 block costs at least one bit (its DC Huffman code); libjpeg
+                # silently pads missing data with grey, so check the size up front
+                blocks = ((width + 7) // 8) * ((height + 7) // 8)
+                if size * 16 < blocks:
+                    raise LoaderError(
+                        path, f"JPEG data is truncated: {size} bytes cannot hold a {width}x{height} image"
+                    )
             bands = len(im.getbands()) if mode not in ("P", "PA") else 4
             check_memory(path, width * height * max(bands, 1) * 4, options.max_bytes)
             if n_frames > 1:
@@ -97,15 +105,17 @@ def load(path: Path, options) -> Volume:
         raise
     except UnidentifiedImageError:
         raise LoaderError(path, f"not a readable image ({size} bytes; unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except MemoryError:
+        raise LoaderError(path, "not enough memory to decode this image") from None
+    except Image.DecompressionBombError as exc:  # pragma: no cover - guarded above
+        raise LoaderError(path, f"image too large: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, TypeError, struct.error ...
         text = str(exc)
         if "truncated" in text or isinstance(exc, EOFError):
             reason = f"image data is truncated or corrupt ({human_bytes(size)} file): {text}"
         else:
             reason = f"corrupt image: {type(exc).__name__}: {text}"
         raise LoaderError(path, reason) from None
-    except Image.DecompressionBombError as exc:  # pragma: no cover - guarded above
-        raise LoaderError(path, f"image too large: {exc}") from None
 
     meta = {"format": fmt, "mode": mode}
     if rgb is not None and rgb.ndim == 3 and rgb.shape[-1] == 3 and not _channels_equal(rgb):

@@ -223,6 +223,26 @@ class ProgressLine(Callback):
             self.stream.flush()
 
 
+class EpochLogger:
+    """``learn.logger``: one readable line per epoch (fastai's Recorder passes the raw values)."""
+
+    def __init__(self, learn: Any, stream: Any = None) -> None:
+        self.learn = learn
+        self.stream = stream or sys.stderr
+
+    def __call__(self, values: Any) -> None:
+        names = list(getattr(self.learn.recorder, "metric_names", []))
+        vals = list(values)
+        parts = []
+        for n, v in zip(names, vals):
+            if isinstance(v, float):
+                parts.append(f"{n} {v:.4f}")
+            else:
+                parts.append(f"{n} {v}")
+        self.stream.write("train: " + "  ".join(parts) + "\n")
+        self.stream.flush()
+
+
 def batch_timer_stats(times: list[float]) -> dict[str, float]:
     a = np.asarray(times, dtype=np.float64)
     return {"mean_s": float(a.mean()), "median_s": float(np.median(a)), "n": int(a.size)}

@@ -84,39 +84,47 @@ def paint_tumours(
     out_lab = labels.copy()
     lesions: list[Lesion] = []
     n = int(n_lesions) if n_lesions is not None else int(rng.integers(1, config.max_lesions + 1))
-    yy, xx = np.indices(hu.shape, dtype=np.float32)
     min_r = config.min_radius * scale
+    H, W = hu.shape
     for _ in range(n):
         # centre: inside the liver, at least min_r from its border when possible
         cand = np.flatnonzero(dist.ravel() >= min_r)
         if cand.size == 0:
             cand = np.flatnonzero(liver.ravel())
         c = int(cand[rng.integers(cand.size)])
-        cy, cx = divmod(c, hu.shape[1])
+        cy, cx = divmod(c, W)
         r_cap = max(min_r, min(config.max_radius * scale, 1.3 * float(dist[cy, cx]) + min_r))
         r = float(rng.uniform(min_r, r_cap))
         ry, rx = r * float(rng.uniform(0.7, 1.3)), r * float(rng.uniform(0.7, 1.3))
         theta = float(rng.uniform(0, np.pi))
+        # work in a box around the lesion (elastic edges stay within ~1.4 radii)
+        half = int(np.ceil(1.3 * max(ry, rx) * (1.0 + config.edge_irregularity) + 3))
+        y0, y1 = max(cy - half, 0), min(cy + half + 1, H)
+        x0, x1 = max(cx - half, 0), min(cx + half + 1, W)
+        box = (slice(y0, y1), slice(x0, x1))
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         ct, st = np.cos(theta), np.sin(theta)
         dy, dx = yy - cy, xx - cx
         u = (ct * dx + st * dy) / rx
         v = (-st * dx + ct * dy) / ry
         d = np.sqrt(u * u + v * v)
+        shape = d.shape
         # elastic edge: deform the normalised radius with a smooth field
-        d = d * (1.0 + config.edge_irregularity * _smooth_noise(hu.shape, max(r / 2.5, 1.0), rng) * 0.5)
+        d = d * (1.0 + config.edge_irregularity * _smooth_noise(shape, max(r / 2.5, 1.0), rng) * 0.5)
         edge = 0.15
-        w = np.clip((1.0 - d) / edge + 0.5, 0.0, 1.0) * liver  # soft edge, liver only
-        core = (w >= 0.5) & liver
+        liv = liver[box]
+        w = np.clip((1.0 - d) / edge + 0.5, 0.0, 1.0) * liv  # soft edge, liver only
+        core = (w >= 0.5) & liv
         if core.sum() < 4:
             continue
         delta = float(rng.uniform(*config.darker_hu))
-        tex = _smooth_noise(hu.shape, max(r / 6.0, 0.8), rng) * float(rng.uniform(*config.texture_hu))
-        out_hu -= w * (delta + tex)
+        tex = _smooth_noise(shape, max(r / 6.0, 0.8), rng) * float(rng.uniform(*config.texture_hu))
+        out_hu[box] -= w * (delta + tex)
         rim = bool(rng.random() < config.rim_probability)
         if rim:
-            ring = np.exp(-(((d - 1.0) / 0.12) ** 2)) * liver
-            out_hu += ring * float(rng.uniform(*config.rim_hu))
-            core = core | ((ring > 0.5) & liver)  # the enhancing rim belongs to the lesion
-        out_lab[core] = 2
+            ring = np.exp(-(((d - 1.0) / 0.12) ** 2)) * liv
+            out_hu[box] += ring * float(rng.uniform(*config.rim_hu))
+            core = core | ((ring > 0.5) & liv)  # the enhancing rim belongs to the lesion
+        out_lab[box][core] = 2
         lesions.append(Lesion((cy, cx), (ry, rx), delta, rim, int(core.sum())))
     return out_hu, out_lab, lesions

@@ -331,6 +331,9 @@ def build_learner(
         **ARCH_DEFAULTS,
     )
     learn.remove_cb(ProgressCallback)
+    from liverseg_studio.training.fastai_parts import EpochLogger
+
+    learn.logger = EpochLogger(learn)
     if pretrained:
         learn.unfreeze()
     return learn

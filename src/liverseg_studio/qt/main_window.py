@@ -225,6 +225,7 @@ class MainWindow(QMainWindow):
         self._volume: Volume | None = None
         self._result: SegmentationResult | None = None
         self._case_path: str = ""
+        self._load_path: str = ""
         self._load_rid: int | None = None
         self._run_rid: int | None = None
         self._load_worker: Worker | None = None
@@ -534,6 +535,7 @@ class MainWindow(QMainWindow):
             self._load_worker.cancel()
         worker = Worker(load_case, str(path), options, self.manager, kind="load")
         self._load_rid = worker.request_id
+        self._load_path = str(path)
         self._load_worker = worker
         worker.signals.returned.connect(self._on_loaded)
         worker.signals.errored.connect(self._on_failed)
@@ -555,7 +557,7 @@ class MainWindow(QMainWindow):
             self.stale_dropped.emit(res.request_id)
             return
         volume = res.value
-        path = str(volume.source or "")
+        path = self._load_path or str(volume.source or "")
         self._close_case()
         page = self._ensure_studio()
         self._volume = volume
@@ -563,7 +565,7 @@ class MainWindow(QMainWindow):
         page.viewer.set_volume(volume)
         page.results.clear()
         page.run_status.setText("Not segmented yet. Choose a backend and press Run.")
-        page.case_name.setText(Path(path).name if path else "(unnamed)")
+        page.case_name.setText(self._case_title(path))
         z, y, x = volume.shape
         if volume.spacing_known:
             sz, sy, sx = volume.spacing
@@ -581,6 +583,17 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {Path(path).name}", 5000)
         self._update_actions()
         self.case_loaded.emit(volume)
+
+    @staticmethod
+    def _case_title(path: str) -> str:
+        if not path:
+            return "(unnamed)"
+        from liverseg_studio.sample import sample_case
+
+        case = sample_case()
+        if case is not None and Path(path).resolve() == case.image.resolve():
+            return f"{case.name} (sample) · {Path(path).name}"
+        return Path(path).name
 
     # ==================================================================== segmentation
     def run_segmentation(self) -> int | None:

@@ -18,6 +18,20 @@ from PySide6.QtWidgets import (
 )
 
 
+#: (keys, what they do) shown on the start screen
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("Ctrl+O", "open an image, volume or DICOM file"),
+    ("Ctrl+R", "run the segmentation (again)"),
+    ("Esc", "cancel a running segmentation"),
+    ("Ctrl+E", "export mask, DICOM SEG, PNG or report"),
+    ("Wheel · PgUp/PgDn · arrows", "previous / next slice"),
+    ("Ctrl+wheel · right drag", "zoom (all panels together)"),
+    ("Left drag", "pan"),
+    ("Ctrl+W", "go back to this screen"),
+    ("F1", "contact, licence and model card"),
+)
+
+
 class StartScreen(QWidget):
     """What the studio shows before a case is open (and after "Go back")."""
 
@@ -99,7 +113,28 @@ class StartScreen(QWidget):
         self.recent_empty = QLabel("Files you open appear here.")
         self.recent_empty.setObjectName("muted")
         rc.addWidget(self.recent_empty)
-        row.addWidget(recent_card, 2)
+        keys_card = QFrame()
+        keys_card.setObjectName("card")
+        kc = QVBoxLayout(keys_card)
+        kc.setContentsMargins(16, 14, 16, 14)
+        khead = QLabel("KEYBOARD AND MOUSE")
+        khead.setObjectName("panelTitle")
+        kc.addWidget(khead)
+        keys = QLabel(
+            "<table cellspacing='3'>"
+            + "".join(
+                f"<tr><td style='color:#e6e9ef;padding-right:14px'><b>{k}</b></td><td style='color:#9aa3b2'>{v}</td></tr>"
+                for k, v in SHORTCUTS
+            )
+            + "</table>"
+        )
+        keys.setTextFormat(Qt.TextFormat.RichText)
+        kc.addWidget(keys)
+        right = QVBoxLayout()
+        right.setSpacing(16)
+        right.addWidget(recent_card, 1)
+        right.addWidget(keys_card, 0)
+        row.addLayout(right, 2)
 
         outer.addSpacing(18)
         notice = QLabel(

@@ -49,6 +49,12 @@ class AugmentConfig:
     window_scale: float = 0.08  #: HU' = HU * (1 +- s) + (+- shift) for exact mappings
     window_shift_hu: float = 15.0
     estimated_factor: float = 2.5  #: jitter x this for estimated grey mappings
+    #: zoom-in crops: with probability ``zoom_p`` a window of ``zoom_min``..1 of the
+    #: side, placed around the liver, is resized to the full input.  CT arrives
+    #: cropped too (LiTS case 117 is a 128^3 crop around the liver), so the
+    #: model must not assume the whole abdomen fills the image.
+    zoom_p: float = 0.4
+    zoom_min: float = 0.4
     tumour: TumourConfig = field(default_factory=TumourConfig)
 
     def to_json(self) -> dict[str, Any]:
@@ -61,6 +67,7 @@ class AugmentConfig:
             "small_rotation_deg": self.small_rotation_deg,
             "brightness": self.brightness,
             "contrast": self.contrast,
+            "zoom_crop": {"p": self.zoom_p, "min_side": self.zoom_min},
             "window_jitter": {
                 "scale": self.window_scale,
                 "shift_hu": self.window_shift_hu,
@@ -179,6 +186,32 @@ def _rotate(img: np.ndarray, mask: np.ndarray, deg: float) -> tuple[np.ndarray, 
     return img_r, mask_r
 
 
+def _zoom_crop(
+    image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, min_side: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random square window of ``min_side``..1 of the side (around the liver when there is one), resized back."""
+    from scipy import ndimage as ndi
+
+    size = labels.shape[0]
+    side = max(8, int(round(size * float(rng.uniform(min_side, 1.0)))))
+    if side >= size:
+        return image, labels
+    ys, xs = np.nonzero(labels)
+    if ys.size:
+        k = int(rng.integers(ys.size))
+        cy, cx = int(ys[k]), int(xs[k])
+    else:
+        cy, cx = int(rng.integers(size)), int(rng.integers(size))
+    y0 = int(np.clip(cy - side // 2 + rng.integers(-side // 4, side // 4 + 1), 0, size - side))
+    x0 = int(np.clip(cx - side // 2 + rng.integers(-side // 4, side // 4 + 1), 0, size - side))
+    f = size / side
+    crop = image[y0 : y0 + side, x0 : x0 + side]
+    zoom = (f, f) + (1,) * (crop.ndim - 2)
+    out = ndi.zoom(crop.astype(np.float32), zoom, order=1, grid_mode=True, mode="nearest")
+    lab = ndi.zoom(labels[y0 : y0 + side, x0 : x0 + side], (f, f), order=0, grid_mode=True, mode="nearest")
+    return out[:size, :size].astype(image.dtype, copy=False), lab[:size, :size]
+
+
 def make_sample(
     store: SliceStore,
     i: int,
@@ -197,10 +230,14 @@ def make_sample(
             scale = 1.0 + float(rng.uniform(-1, 1)) * aug.window_scale * f
             shift = float(rng.uniform(-1, 1)) * aug.window_shift_hu * f
             hu = hu * np.float32(scale) + np.float32(shift)
+            if aug.zoom_p > 0 and rng.random() < aug.zoom_p:
+                hu, labels = _zoom_crop(hu, labels, rng, aug.zoom_min)
         img = windowed_rgb(hu, spec, as_float=True)
     else:
         assert store.rgb is not None
         img = store.rgb[i].astype(np.float32) / 255.0
+        if aug is not None and rng is not None and aug.zoom_p > 0 and rng.random() < aug.zoom_p:
+            img, labels = _zoom_crop(img, labels, rng, aug.zoom_min)
     target = store.target(labels, i)
     if aug is not None and rng is not None:
         if aug.small_rotation_deg > 0 and rng.random() < aug.small_rotation_p:

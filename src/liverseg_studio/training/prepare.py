@@ -146,8 +146,6 @@ def _safe(text: str) -> str:
 
 def _map_labels(raw: np.ndarray, values: dict[int, int], where: str) -> np.ndarray:
     raw = np.asarray(raw)
-    if raw.ndim == 3:  # RGB / RGBA masks: take the first channel
-        raw = raw[..., 0]
     out = np.zeros(raw.shape, dtype=np.uint8)
     present = np.unique(raw)
     unknown = [int(v) for v in present if int(v) not in values]
@@ -177,9 +175,10 @@ def _read_mask(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im)
+            arr = np.asarray(im)
     except OSError as exc:
         raise PrepareError(f"{path}: cannot read mask ({exc})") from None
+    return arr[..., 0] if arr.ndim == 3 else arr  # RGB / RGBA masks: the first channel
 
 
 def _check_not_held_out(path: Path) -> None:
@@ -438,14 +437,17 @@ def patient_groups(patients: Iterable[str], same: dict[str, str]) -> dict[str, s
             p = parent[p]
         return p
 
-    for p in patients:
+    present = list(dict.fromkeys(patients))
+    for p in present:
         find(p)
     for a, b in same.items():
+        if a not in parent or b not in parent:  # only link patients that are in the data
+            continue
         ra, rb = find(a), find(b)
         if ra != rb:
             lo, hi = sorted((ra, rb))
             parent[hi] = lo
-    return {p: find(p) for p in list(parent)}
+    return {p: find(p) for p in present}
 
 
 def assign_splits(

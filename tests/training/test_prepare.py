@@ -1,0 +1,178 @@
+"""liverseg prepare: LiTS-layout folders, shared slice sets, patient split, manifest, re-runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers.phantom import make_phantom, write_nifti
+from liverseg_studio.cli import main
+from liverseg_studio.training.prepare import HU_OFFSET, assign_splits, builtin_sets, slices_from_shared_manifest
+
+
+@pytest.fixture()
+def lits_folder(tmp_path: Path) -> Path:
+    """Two synthetic LiTS-layout cases: volume-0.nii, volume-1.nii + segmentation-N.nii."""
+    folder = tmp_path / "lits"
+    folder.mkdir()
+    for n in (0, 1):
+        ph = make_phantom((14, 64, 64), noise=0.0, seed=n)
+        write_nifti(folder / f"volume-{n}.nii", ph.hu, ph.affine, dtype="int16")
+        write_nifti(folder / f"segmentation-{n}.nii", ph.labels, ph.affine, dtype="uint8")
+    return folder
+
+
+def _prepare(args: list[str]) -> int:
+    return main(["prepare", *args, "--quiet"])
+
+
+def test_lits_folder_channels_masks_and_patient_split(lits_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    assert _prepare([str(lits_folder), "--out", str(out), "--size", "64", "--split", "50,50,0"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    slices = m["slices"]
+    assert slices
+    # no patient in two splits, and both patients used (one train, one valid)
+    split_of: dict[str, set[str]] = {}
+    for e in slices:
+        split_of.setdefault(e["patient"], set()).add(e["split"])
+    assert set(split_of) == {"lits:0", "lits:1"}
+    assert all(len(s) == 1 for s in split_of.values())
+    assert {next(iter(s)) for s in split_of.values()} == {"train", "valid"}
+    # every slice: 3-channel JPG whose channels follow the windows, mask 0/1/2, HU PNG
+    liver_seen = tumour_seen = False
+    for e in slices:
+        assert {"id", "set", "source", "patient", "split", "image", "mask", "partial", "licence", "grey"} <= set(e)
+        assert e["partial"] is False
+        rgb = np.asarray(Image.open(out / e["image"]))
+        mask = np.asarray(Image.open(out / e["mask"]))
+        hu = np.asarray(Image.open(out / e["hu"])).astype(np.float64) - HU_OFFSET
+        assert rgb.shape == (64, 64, 3) and mask.shape == (64, 64)
+        assert set(np.unique(mask)) <= {0, 1, 2}
+        liver = (mask == 1)
+        from scipy import ndimage as ndi
+
+        inner = ndi.binary_erosion(liver, iterations=2)
+        if inner.sum() > 20:
+            liver_seen = True
+            # liver 60 HU: W150/L30 -> (60+45)/150 = 0.70 -> 178.5; W200/L60 -> (60+40)/200 = 0.5 -> 127.5
+            assert abs(np.median(rgb[..., 0][inner]) - 178.5) <= 6
+            assert abs(np.median(rgb[..., 1][inner]) - 127.5) <= 6
+            assert abs(np.median(hu[inner]) - 60) <= 1
+        tum = ndi.binary_erosion(mask == 2, iterations=1)
+        if tum.sum() > 4:
+            tumour_seen = True
+            # tumour 20 HU: (20+45)/150 -> 110.5; (20+40)/200 -> 76.5
+            assert abs(np.median(rgb[..., 0][tum]) - 110.5) <= 8
+            assert abs(np.median(rgb[..., 1][tum]) - 76.5) <= 8
+        # body (0 HU) and air (clamped to 0 HU) give the same first two channels: 76.5 and 51
+        body = ndi.binary_erosion(mask == 0, iterations=3)
+        assert abs(np.median(rgb[..., 0][body]) - 76.5) <= 6
+        assert abs(np.median(rgb[..., 1][body]) - 51.0) <= 6
+        if inner.sum() > 20:
+            assert (rgb[..., 0].astype(int) - rgb[..., 1]).std() > 1  # channels differ
+    assert liver_seen and tumour_seen
+    # bounded share of no-liver slices (default 0.25 per patient)
+    for p in ("lits:0", "lits:1"):
+        mine = [e for e in slices if e["patient"] == p]
+        n_liver = sum(e["has_liver"] for e in mine)
+        assert sum(not e["has_liver"] for e in mine) <= 0.25 * n_liver
+
+
+def test_rerun_is_safe_and_deterministic(lits_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "prepared"
+    assert _prepare([str(lits_folder), "--out", str(out), "--size", "64"]) == 0
+    first = (out / "manifest.json").read_text()
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    capsys.readouterr()
+    assert _prepare([str(lits_folder), "--out", str(out), "--size", "64"]) == 0
+    assert "0 written" in capsys.readouterr().out
+    assert (out / "manifest.json").read_text() == first
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    # a different size rewrites everything, still without duplicates
+    assert _prepare([str(lits_folder), "--out", str(out), "--size", "32"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert len({e["id"] for e in m["slices"]}) == len(m["slices"])
+    assert np.asarray(Image.open(out / m["slices"][0]["image"])).shape == (32, 32, 3)
+
+
+def test_refuses_foreign_folder_and_held_out_case(lits_folder: Path, tmp_path: Path) -> None:
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("user data")
+    assert _prepare([str(lits_folder), "--out", str(foreign)]) == 2
+    assert (foreign / "notes.txt").read_text() == "user data"
+    import liver_ct_segmentation_package as pkg
+
+    data = Path(pkg.__file__).parent / "data"
+    assert _prepare(["--pair", str(data / "img_117.mrc"), str(data / "lab_117.mrc"), "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x" / "manifest.json").exists()
+
+
+def _write_shared(root: Path) -> Path:
+    """A miniature of the shared data layout: manifest.csv + 8-bit images/masks (3 = liver-or-tumour)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    specs = [("lits-msd", f"1{n:04d}", 3) for n in range(40, 52)] + [("lits-msd", "10030", 3)]
+    specs += [("ircad", f"100{n:02d}", 3) for n in range(5)] + [("chaos", f"10{n}", 1) for n in range(4)]
+    specs += [("amos", f"amos_{n}", 3) for n in range(2)] + [("lits-javispeng", "train_000", 3), ("lits-javispeng", "val_000", 3)]
+    for set_name, pid, val in specs:
+        for k in range(2):
+            (root / set_name / "images").mkdir(parents=True, exist_ok=True)
+            (root / set_name / "masks").mkdir(parents=True, exist_ok=True)
+            img = rng.integers(0, 255, (48, 48)).astype(np.uint8)
+            mask = np.zeros((48, 48), np.uint8)
+            mask[10:30, 12:34] = val
+            name = f"{pid}_{k}"
+            Image.fromarray(img).convert("RGB").save(root / set_name / "images" / f"{name}.png")
+            Image.fromarray(mask).save(root / set_name / "masks" / f"{name}.png")
+            rows.append({"set": set_name, "image": f"{set_name}/images/{name}.png", "mask": f"{set_name}/masks/{name}.png",
+                         "patient": f"{set_name}:{pid}", "grey": "x", "labels": "x", "source": "synthetic",
+                         "licence": "test", "note": ""})
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+def test_shared_sets_partial_flags_groups_and_mixed_validation(tmp_path: Path) -> None:
+    src = _write_shared(tmp_path / "shared")
+    out = tmp_path / "prepared"
+    assert _prepare([str(src), "--out", str(out), "--size", "32", "--seed", "3"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    by_patient: dict[str, set[str]] = {}
+    for e in m["slices"]:
+        by_patient.setdefault(e["patient"], set()).add(e["split"])
+        mask = np.asarray(Image.open(out / e["mask"]))
+        assert set(np.unique(mask)) <= {0, 1}  # 3 is stored as 1 with the partial flag
+        assert e["partial"] is (e["set"] != "chaos")
+        assert e["grey"]["hu_range"] is not None
+        assert e["grey"]["estimated"] is (e["set"] in ("ircad", "chaos", "lits-javispeng"))
+        assert e["hu"]
+    assert all(len(s) == 1 for s in by_patient.values())
+    # the same person on both sides of the data: together
+    assert by_patient["lits-javispeng:train_000"] == by_patient["lits-msd:10030"]
+    valid_sets = {e["set"] for e in m["slices"] if e["split"] == "valid"}
+    assert len(valid_sets) >= 3, valid_sets
+    # grey -> HU: lits-msd grey == HU
+    e = next(e for e in m["slices"] if e["set"] == "lits-msd")
+    assert e["grey"]["hu_range"] == [0.0, 255.0]
+
+
+def test_split_is_seeded_and_by_group(tmp_path: Path) -> None:
+    src = _write_shared(tmp_path / "shared")
+    sl = slices_from_shared_manifest(src, builtin_sets())
+    same = {"lits-javispeng:train_000": "lits-msd:10030"}
+    a = assign_splits(sl, (0.8, 0.1, 0.1), 0, same)
+    b = assign_splits(sl, (0.8, 0.1, 0.1), 0, same)
+    c = assign_splits(sl, (0.8, 0.1, 0.1), 1, same)
+    assert a == b
+    assert a != c
+    assert a["lits-javispeng:train_000"] == a["lits-msd:10030"]
+    assert c["lits-javispeng:train_000"] == c["lits-msd:10030"]

@@ -74,6 +74,23 @@ def test_viewer_navigation_presets_layouts(qtbot: Any, phantom: Any) -> None:
     viewer.set_layout_mode("overlay")
     assert viewer.overlay_panel.isVisibleTo(viewer)
     assert not viewer.input_panel.isVisibleTo(viewer) and not viewer.anatomy_panel.isVisibleTo(viewer)
+    viewer.set_layout_mode("focus")
+    assert all(p.isVisibleTo(viewer) for p in (viewer.input_panel, viewer.anatomy_panel, viewer.overlay_panel))
+    viewer.resize(1200, 700)
+    viewer.show()
+    qtbot.wait(20)
+    assert viewer.overlay_panel.width() > 1.5 * viewer.input_panel.width()
+    # the panels show the same region although their sizes differ
+    viewer.fit_view()
+    big = viewer.overlay_panel.view.viewRange()
+    small = viewer.input_panel.view.viewRange()
+    for (a0, a1), (b0, b1) in zip(big, small):
+        assert max(a0, b0) < min(a1, b1)  # overlapping
+    # zooming one panel zooms the others
+    viewer.overlay_panel.view.scaleBy((0.5, 0.5))
+    (x0, x1), _ = viewer.input_panel.view.viewRange()
+    (bx0, bx1), _ = big
+    assert (x1 - x0) < 0.8 * (bx1 - bx0)
     viewer.set_layout_mode("three")
     assert viewer.input_panel.isVisibleTo(viewer) and viewer.anatomy_panel.isVisibleTo(viewer)
 

@@ -333,6 +333,10 @@ def test_settings_persist(qtbot: Any, window: Any, temp_settings: Path, nifti_ph
     assert Path(again.location) == temp_settings
     open_case(qtbot, window, nifti_phantom.path)
     assert StudioSettings(temp_settings).recent_files()[0] == str(Path(nifti_phantom.path).resolve())
+    window.studio.viewer.layout_combo.setCurrentIndex(window.studio.viewer.layout_combo.findData("focus"))
+    assert window.studio.viewer.layout_mode == "focus"
+    window.settings.sync()
+    assert StudioSettings(temp_settings).layout == "focus"
 
 
 def test_about_panel_toggles_and_shows_contact(window: Any) -> None:

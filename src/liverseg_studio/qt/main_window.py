@@ -369,6 +369,11 @@ class MainWindow(QMainWindow):
         page.results.lesion_activated.connect(self.go_to_slice)
         page.viewer.cursor_moved.connect(self.readout_label.setText)
         page.viewer.set_opacity(self.settings.opacity)
+        from liverseg_studio.qt.viewer import LAYOUTS
+
+        if self.settings.layout in LAYOUTS:
+            page.viewer.set_layout_mode(self.settings.layout)
+        page.viewer.layout_changed.connect(lambda mode: setattr(self.settings, "layout", mode))
         page.viewer.opacity_slider.sliderReleased.connect(
             lambda: setattr(self.settings, "opacity", page.viewer.opacity)
         )
@@ -382,7 +387,7 @@ class MainWindow(QMainWindow):
         page.backend_combo.currentIndexChanged.connect(self._backend_changed)
         self._fill_models()
         page.model_combo.activated.connect(self._model_activated)
-        for view_name, mode in (("Three panels", "three"), ("Segmentation only", "overlay")):
+        for mode, view_name in LAYOUTS.items():
             act = QAction(f"Layout: {view_name}", self)
             act.triggered.connect(lambda _=False, m=mode: page.viewer.set_layout_mode(m))
             self.view_menu.addAction(act)

@@ -119,8 +119,8 @@ def take_screenshots(out_dir: Path, backend: str | None = None) -> list[Path]:
         viewer._mouse_moved(viewer.grey_item, viewer.grey_item.mapToScene(xs[k] + 0.5, ys[k] + 0.5))
     written.append(_grab(window, out_dir / "02_case117_segmented.png", app))
 
-    viewer.set_layout_mode("overlay")
-    written.append(_grab(window, out_dir / "03_case117_overlay_large.png", app))
+    viewer.set_layout_mode("focus")
+    written.append(_grab(window, out_dir / "03_case117_segmentation_large.png", app))
     viewer.set_layout_mode("three")
 
     window.about_dock.show()

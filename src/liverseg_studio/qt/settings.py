@@ -91,6 +91,15 @@ class StudioSettings:
         self._qs.setValue("display/opacity", min(1.0, max(0.0, float(value))))
 
     @property
+    def layout(self) -> str:
+        """Viewer layout (see ``qt.viewer.LAYOUTS``)."""
+        return str(self._qs.value("display/layout", "three") or "three")
+
+    @layout.setter
+    def layout(self, mode: str) -> None:
+        self._qs.setValue("display/layout", str(mode))
+
+    @property
     def last_dir(self) -> str:
         return str(self._qs.value("files/last_dir", "") or "")
 

@@ -31,6 +31,7 @@ from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QSlider,
@@ -57,6 +58,7 @@ DEFAULT_PRESET = "Abdomen"
 #: Layout modes of the viewer.
 LAYOUTS: dict[str, str] = {
     "three": "Three panels",
+    "focus": "Segmentation large + two",
     "overlay": "Segmentation only",
     "anatomy": "Anatomy only",
     "input": "Model input only",
@@ -240,6 +242,8 @@ class SliceViewer(QWidget):
     """Three linked panels with slice slider, window/level, overlay controls and cursor readout."""
 
     slice_changed = Signal(int)
+    #: the layout mode after the user (or code) changed it
+    layout_changed = Signal(str)
     #: readout text (empty when the cursor leaves the image)
     cursor_moved = Signal(str)
     #: (width, level) after any window change
@@ -310,6 +314,8 @@ class SliceViewer(QWidget):
         # -- panels -------------------------------------------------------------------
         panels = QHBoxLayout()
         panels.setSpacing(6)
+        self._grid = QGridLayout()
+        self._grid.setSpacing(6)
         self.input_panel = _Panel("MODEL INPUT · windowed RGB")
         self.anatomy_panel = _Panel("ANATOMY · grey")
         self.overlay_panel = _Panel("SEGMENTATION")
@@ -322,9 +328,10 @@ class SliceViewer(QWidget):
         self.anatomy_panel.view.addItem(self.grey_item)
         self.overlay_panel.view.addItem(self.seg_grey_item)
         self.overlay_panel.view.addItem(self.label_item)
-        for panel in (self.anatomy_panel, self.overlay_panel):
-            panel.view.setXLink(self.input_panel.view)
-            panel.view.setYLink(self.input_panel.view)
+        # pan/zoom linked: every panel shows the same region, whatever its size
+        self._syncing = False
+        for panel in (self.input_panel, self.anatomy_panel, self.overlay_panel):
+            panel.view.sigRangeChanged.connect(lambda *_, v=panel.view: self._sync_views(v))
 
         # legend + per-label visibility in the segmentation panel's header
         self.label_checks: dict[int, QCheckBox] = {}
@@ -358,9 +365,7 @@ class SliceViewer(QWidget):
         hist_box.addWidget(wl_title)
         hist_box.addWidget(self.histogram_widget, 1)
 
-        panels.addWidget(self.input_panel, 1)
-        panels.addWidget(self.anatomy_panel, 1)
-        panels.addWidget(self.overlay_panel, 1)
+        panels.addLayout(self._grid, 1)
         panels.addLayout(hist_box)
         root.addLayout(panels, 1)
 
@@ -394,6 +399,7 @@ class SliceViewer(QWidget):
             panel.view.sigSliceScroll.connect(self.step)
             panel.graphics.scene().sigMouseMoved.connect(lambda pos, it=item: self._mouse_moved(it, pos))
 
+        self.set_layout_mode(self._layout_mode)
         self._apply_lut()
         self._update_opacity_label()
         self.set_window(*self._window)
@@ -518,23 +524,64 @@ class SliceViewer(QWidget):
     def step(self, delta: int) -> None:
         self.set_slice(self._slice + int(delta))
 
+    def _panels(self) -> tuple["_Panel", "_Panel", "_Panel"]:
+        return (self.input_panel, self.anatomy_panel, self.overlay_panel)
+
+    def _sync_views(self, source: SliceViewBox) -> None:
+        """Show the region of ``source`` in the other panels (each keeps its aspect)."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            xr, yr = source.viewRange()
+            for p in self._panels():
+                if p.view is not source:
+                    p.view.setRange(xRange=xr, yRange=yr, padding=0.0)
+        finally:
+            self._syncing = False
+
     def fit_view(self) -> None:
-        """Fit the slice into the visible panels (they share one linked range)."""
+        """Fit the slice into the visible panels (they share one linked region)."""
         if self._volume is None:
             return
-        views = [p.view for p in (self.input_panel, self.anatomy_panel, self.overlay_panel) if p.isVisibleTo(self)]
-        for view in views or [self.overlay_panel.view]:
-            view.autoRange(padding=0.02)
+        visible = [p for p in self._panels() if p.isVisibleTo(self)] or [self.overlay_panel]
+        largest = max(visible, key=lambda p: p.width() * p.height())
+        largest.view.autoRange(padding=0.02)
+        self._sync_views(largest.view)
 
     def set_layout_mode(self, mode: str) -> None:
         """``three`` panels, or one large ``overlay`` / ``anatomy`` / ``input`` panel."""
         if mode not in LAYOUTS:
             raise ValueError(f"unknown layout {mode!r}")
         self._layout_mode = mode
-        self.input_panel.setVisible(mode in ("three", "input"))
-        self.anatomy_panel.setVisible(mode in ("three", "anatomy"))
-        self.overlay_panel.setVisible(mode in ("three", "overlay"))
-        if mode in ("three", "input"):
+        grid = self._grid
+        for p in self._panels():
+            grid.removeWidget(p)
+        for i in range(3):
+            grid.setColumnStretch(i, 0)
+            grid.setRowStretch(i, 0)
+        if mode == "three":
+            for col, p in enumerate(self._panels()):
+                grid.addWidget(p, 0, col)
+                grid.setColumnStretch(col, 1)
+            grid.setRowStretch(0, 1)
+        elif mode == "focus":
+            grid.addWidget(self.overlay_panel, 0, 0, 2, 1)
+            grid.addWidget(self.input_panel, 0, 1)
+            grid.addWidget(self.anatomy_panel, 1, 1)
+            grid.setColumnStretch(0, 2)
+            grid.setColumnStretch(1, 1)
+            grid.setRowStretch(0, 1)
+            grid.setRowStretch(1, 1)
+        else:
+            only = {"overlay": self.overlay_panel, "anatomy": self.anatomy_panel, "input": self.input_panel}[mode]
+            grid.addWidget(only, 0, 0)
+            grid.setColumnStretch(0, 1)
+            grid.setRowStretch(0, 1)
+        shown = {"three": self._panels(), "focus": self._panels()}.get(mode)
+        for p in self._panels():
+            p.setVisible(p in shown if shown is not None else p is only)
+        if mode in ("three", "focus", "input"):
             self.flush()
         QTimer.singleShot(0, self.fit_view)  # once the panels have their new size
         idx = list(LAYOUTS).index(mode)
@@ -542,6 +589,7 @@ class SliceViewer(QWidget):
             self.layout_combo.blockSignals(True)
             self.layout_combo.setCurrentIndex(idx)
             self.layout_combo.blockSignals(False)
+        self.layout_changed.emit(mode)
 
     @property
     def layout_mode(self) -> str:

@@ -10,7 +10,9 @@ run, with no network and no input files:
    PyTorch) are reported, not failed;
 2. a synthetic abdomen (body ellipse, liver-like ellipse, a darker tumour
    disc; generated in code) written as NIfTI to a temporary folder and read
-   back through the loader registry (shape and affine must survive);
+   back through the loader registry (shape and affine must survive); the
+   volumetry of its truth labels (liver mL, one lesion and its diameter) and
+   the libraries imported only on demand (scipy.spatial, highdicom, PIL);
 3. the backend: ``onnx`` loads the default model (``resources/models/default``,
    in a bundle ``sys._MEIPASS/resources/models/default``; ``--model DIR``
    overrides) -- when there is no default model the self-test fails (exit 1)
@@ -216,6 +218,35 @@ def run_self_test(
             return loaded
 
         run.step("synthetic CT -> NIfTI -> loader", load_phantom)
+
+        # 2b. volumetry of the phantom's truth and the lazily imported libraries ------------
+        def volumetry() -> Any:
+            if "volume" not in state:
+                raise SelfTestSkip("no phantom (an earlier step failed)")
+            # imported only when needed at run time, so a frozen build could miss them silently
+            import highdicom  # noqa: F401 - DICOM SEG export
+            import PIL.Image  # noqa: F401 - PNG export
+            from scipy.spatial import ConvexHull  # noqa: F401 - lesion diameters
+
+            from liverseg_studio.core.volumetry import compute_stats
+
+            volume, truth = state["volume"], state["truth"]
+            st = compute_stats(truth, volume)
+            vox_ml = volume.voxel_volume_mm3 / 1000.0
+            want_liver = float(np.count_nonzero(truth >= 1)) * vox_ml
+            if st.liver_ml is None or abs(st.liver_ml - want_liver) > 1e-6 * max(1.0, want_liver):
+                raise SelfTestFailure(f"liver volume {st.liver_ml} mL, expected {want_liver:.3f} mL")
+            if st.n_lesions != 1 or not st.lesions[0].longest_axial_diameter_mm:
+                raise SelfTestFailure(f"expected 1 measurable lesion in the phantom, got {st.n_lesions}")
+            d = st.lesions[0].longest_axial_diameter_mm
+            px = volume.spacing[2]
+            if not 2 * 0.045 * volume.shape[2] * px * 0.8 <= d <= 2 * 0.045 * volume.shape[2] * px * 1.25:
+                raise SelfTestFailure(f"phantom lesion diameter {d:.1f} mm is not about its drawn size")
+            out(f"    truth: liver {st.liver_ml:.1f} mL, 1 lesion of {st.lesions[0].volume_ml:.2f} mL, "
+                f"longest axial diameter {d:.1f} mm")
+            return st
+
+        run.step("volumetry (scipy, highdicom, PIL)", volumetry)
 
         # 3. backend ------------------------------------------------------------------
         def load_backend() -> Any:

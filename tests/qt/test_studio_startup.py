@@ -64,3 +64,12 @@ def test_window_shown_fast_without_heavy_imports(tmp_path: Path) -> None:
     assert best["heavy"] == [], f"imported before the first segmentation: {best['heavy']}"
     assert best["cpu_s"] < 2.0
     assert best["in_process_s"] < bound
+
+
+def test_module_entry_point_parses_arguments(tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LIVERSEG_SETTINGS=str(tmp_path / "s.ini"))
+    out = subprocess.run(
+        [sys.executable, "-m", "liverseg_studio", "--help"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0
+    assert "liverseg-studio" in out.stdout and "--sample" in out.stdout

@@ -48,11 +48,45 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def install_excepthook(window: "MainWindow") -> None:
+    """Unexpected exceptions in Qt slots: log them and show a dialog; the studio keeps running."""
+    import logging
+    import traceback
+
+    log = logging.getLogger("liverseg_studio")
+    showing = [False]
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)  # type: ignore[arg-type]
+            return
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))  # type: ignore[arg-type]
+        if showing[0]:
+            return
+        showing[0] = True
+        try:
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.critical(
+                window,
+                "Unexpected error",
+                f"{exc_type.__name__}: {exc}\n\nThe studio keeps running; the details were written to the log.",
+            )
+        finally:
+            showing[0] = False
+
+    sys.excepthook = hook
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app([sys.argv[0], *argv])
     window = create_window()
+    install_excepthook(window)
     window.show()
     if args.path:
         window.open_path(args.path)

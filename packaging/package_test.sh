@@ -3,19 +3,20 @@
 #
 #   packaging/package_test.sh [BUNDLE_DIR]      (default: dist/liverseg-studio-<version>)
 #
-# 1. `liverseg --self-test` with networking blocked (`unshare -n`, a fresh network
+# 1. `liverseg --self-test` and `liverseg-studio --self-test` with networking blocked (`unshare -n`, a fresh network
 #    namespace with no interfaces, where permitted) and a socket guard that refuses and
 #    logs every internet connect/DNS lookup (liverseg_studio.selftest.install_network_guard,
 #    installed by the frozen entry scripts when $LIVERSEG_NETGUARD_LOG is set);
-# 2. `liverseg-studio --self-test` (offscreen studio window) with networking blocked;
+# 2. (the studio's self-test also opens its window offscreen);
 # 3. `liverseg plugins`: every plugin loads; the fastai backend says it is unavailable;
 # 4. the frozen CLI `segment` on a NIfTI volume generated here into build/package-test/,
 #    with networking blocked; the outputs must exist;
 # 5. the bundle size (du -sh), failing above 400 MB.
 #
-# Backend: onnx with the bundled default model when the bundle has one; else the
-# self-tests and the segment run use `--backend threshold` and say so (the
-# "no default model" failure of `--self-test` itself is checked as well).
+# Backends: onnx with the bundled default model when the bundle has one; else onnx
+# with a throw-away test model (packaging/make_test_model.py, --model), saying so;
+# and the threshold plugin when bundled.  Without a default model the clear
+# "no default model" failure of a plain `--self-test` is checked as well.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,20 +61,36 @@ check_network() {
 
 HAS_MODEL=0
 [ -f "$BUNDLE/_internal/resources/models/default/model.json" ] && HAS_MODEL=1
+# Backends to run end to end.  With the default model bundled: onnx with it.  Without: onnx with
+# a throw-away 1x1-convolution ONNX model (packaging/make_test_model.py; exercises ONNX Runtime in
+# the bundle, not a real segmentation) passed with --model, and the threshold plugin.
+RUNS=()
 if [ "$HAS_MODEL" = 1 ]; then
-    BACKEND=(--backend onnx)
-    echo "package-test: bundle has a default model: testing the onnx backend"
+    echo "package-test: the bundle has a default model: testing the onnx backend with it"
+    RUNS+=("--backend onnx")
 else
-    BACKEND=(--backend threshold)
-    echo "package-test: WARNING: bundle has NO default model (resources/models/default): the onnx backend" \
-         "cannot be tested end to end; testing with --backend threshold"
+    echo "package-test: WARNING: the bundle has NO default model (resources/models/default): testing the onnx" \
+         "backend with a throw-away test model (--model) and the threshold plugin instead"
+    "$PY" packaging/make_test_model.py "$WORK/test-model" --int8 2>/dev/null || fail "cannot write the test model"
+    RUNS+=("--backend onnx --model $WORK/test-model")
+fi
+if grep -Eq "backend +threshold" <<< "$("$BUNDLE/liverseg" plugins 2>&1 || true)"; then
+    RUNS+=("--backend threshold")
 fi
 
-step "liverseg --self-test ${BACKEND[*]}"
-t0=$(date +%s.%N)
-"${OFFLINE[@]}" "$BUNDLE/liverseg" --self-test "${BACKEND[@]}" || fail "liverseg --self-test"
-check_network
-echo "(wall time $("$PY" -c "import sys; print(round($(date +%s.%N) - $t0, 2))") s, process start included)"
+for run in "${RUNS[@]}"; do
+    read -r -a ARGS <<< "$run"
+    step "liverseg --self-test $run"
+    t0=$(date +%s.%N)
+    "${OFFLINE[@]}" "$BUNDLE/liverseg" --self-test "${ARGS[@]}" || fail "liverseg --self-test $run"
+    check_network
+    echo "(wall time $("$PY" -c "print(round($(date +%s.%N) - $t0, 2))") s, process start included)"
+
+    step "liverseg-studio --self-test $run (offscreen window)"
+    QT_QPA_PLATFORM=offscreen "${OFFLINE[@]}" "$BUNDLE/liverseg-studio" --self-test "${ARGS[@]}" \
+        || fail "liverseg-studio --self-test $run"
+    check_network
+done
 
 if [ "$HAS_MODEL" = 0 ]; then
     step "liverseg --self-test without a model must fail clearly"
@@ -81,24 +98,19 @@ if [ "$HAS_MODEL" = 0 ]; then
     out="$("${OFFLINE[@]}" "$BUNDLE/liverseg" --self-test 2>&1)"; rc=$?
     set -e
     check_network
-    echo "$out" | tail -3
+    echo "$out" | tail -2
     [ "$rc" = 1 ] || fail "--self-test without a default model exited $rc, expected 1"
-    echo "$out" | grep -q "no default model is bundled" || fail "--self-test without a model did not say why"
+    grep -q "no default model is bundled" <<< "$out" || fail "--self-test without a model did not say why"
 fi
-
-step "liverseg-studio --self-test ${BACKEND[*]} (offscreen window)"
-QT_QPA_PLATFORM=offscreen "${OFFLINE[@]}" "$BUNDLE/liverseg-studio" --self-test "${BACKEND[@]}" \
-    || fail "liverseg-studio --self-test"
-check_network
 
 step "liverseg plugins"
 plugins="$("${OFFLINE[@]}" "$BUNDLE/liverseg" plugins)" || fail "liverseg plugins"
 check_network
 echo "$plugins"
-echo "$plugins" | grep -q "\[error\]" && fail "a plugin failed to load in the bundle"
-echo "$plugins" | grep -Eq "backend +onnx" || fail "onnx backend missing"
-echo "$plugins" | grep -Eq "backend +threshold" || echo "package-test: note: threshold plugin not in this build"
-echo "$plugins" | grep -Eq "backend +fastai +unavailable: PyTorch not in this build" \
+grep -q "\[error\]" <<< "$plugins" && fail "a plugin failed to load in the bundle"
+grep -Eq "backend +onnx" <<< "$plugins" || fail "onnx backend missing"
+grep -Eq "backend +threshold" <<< "$plugins" || echo "package-test: note: threshold plugin not in this build"
+grep -Eq "backend +fastai +unavailable: PyTorch not in this build" <<< "$plugins" \
     || fail "the fastai backend does not say that PyTorch is missing"
 
 step "liverseg segment on a NIfTI volume"
@@ -111,13 +123,19 @@ volume, truth = phantom(n_slices=8, size=160)
 nib.save(nib.Nifti1Image(volume.array.T.astype(np.int16), volume.affine), sys.argv[1])
 print(f"wrote {sys.argv[1]}: {volume.shape} (z, y, x)")
 EOF
-"${OFFLINE[@]}" "$BUNDLE/liverseg" segment "$WORK/ct.nii.gz" --out "$WORK/out" "${BACKEND[@]}" \
-    || fail "liverseg segment"
-check_network
-for f in ct_mask.nii.gz ct_report.json; do
-    [ -s "$WORK/out/$f" ] || fail "segment did not write $WORK/out/$f"
-done
-"$PY" - "$WORK/ct.nii.gz" "$WORK/out/ct_mask.nii.gz" "$WORK/out/ct_report.json" <<'EOF'
+i=0
+for run in "${RUNS[@]}"; do
+    i=$((i + 1))
+    read -r -a ARGS <<< "$run"
+    out_dir="$WORK/out$i"
+    echo "-- liverseg segment ct.nii.gz --out $out_dir $run"
+    "${OFFLINE[@]}" "$BUNDLE/liverseg" segment "$WORK/ct.nii.gz" --out "$out_dir" "${ARGS[@]}" \
+        || fail "liverseg segment $run"
+    check_network
+    for f in ct_mask.nii.gz ct_montage.png ct_report.json; do
+        [ -s "$out_dir/$f" ] || fail "segment $run did not write $out_dir/$f"
+    done
+    "$PY" - "$WORK/ct.nii.gz" "$out_dir/ct_mask.nii.gz" "$out_dir/ct_report.json" <<'EOF' || fail "segment $run: bad outputs"
 import json, sys
 import nibabel as nib
 import numpy as np
@@ -127,9 +145,10 @@ assert np.allclose(mask.affine, ct.affine), "mask affine differs from the input'
 values = set(np.unique(np.asarray(mask.dataobj)).tolist())
 assert values <= {0, 1, 2}, values
 report = json.load(open(sys.argv[3]))
-print(f"mask {mask.shape} labels {sorted(values)}; report keys: {', '.join(sorted(report)[:8])}")
+print(f"outputs ok: mask {mask.shape} labels {sorted(values)}, report with {len(report)} keys")
 EOF
-ls -l "$WORK/out"
+    ls -l "$out_dir"
+done
 
 step "bundle size"
 du -sh "$BUNDLE"

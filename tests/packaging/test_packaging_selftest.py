@@ -134,15 +134,33 @@ def test_threshold_check_fails_when_the_liver_is_missed(capsys, monkeypatch):
     assert rc == 1 and "found the phantom's liver with Dice 0.000" in out
 
 
-def test_self_test_with_a_real_onnx_model(capsys, tmp_path_factory):
-    """The onnx path end to end on the tests' tiny model (sha256 verified, every slice run)."""
-    pytest.importorskip("torch")
-    tiny = pytest.importorskip("helpers.tiny_model")
-    model = tiny.get_tiny_model(tmp_path_factory)
-    rc, out = run(capsys, backend="onnx", model_dir=model.model_dir, threads=1)
+def _make_test_model():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_test_model", ROOT / "packaging" / "make_test_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_test_model
+
+
+def test_self_test_with_an_onnx_model_folder(capsys, tmp_path):
+    """The onnx path end to end (sha256 verified, every slice through ONNX Runtime) on the
+    throw-away 1x1-convolution model that make package-test uses before the real model exists."""
+    pytest.importorskip("onnx")
+    model_dir = _make_test_model()(tmp_path / "model", size=64)
+    rc, out = run(capsys, backend="onnx", model_dir=model_dir, threads=1)
     assert rc == 0, out
-    assert "sha256 verified" in out and "file model.int8.onnx" in out
+    assert "sha256 verified" in out and "file model.onnx" in out
     assert "ok    segment the phantom" in out
+
+
+def test_self_test_fails_on_a_tampered_model(capsys, tmp_path):
+    pytest.importorskip("onnx")
+    model_dir = _make_test_model()(tmp_path / "model", size=64)
+    with open(model_dir / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    rc, out = run(capsys, backend="onnx", model_dir=model_dir)
+    assert rc == 1 and "FAIL  load backend 'onnx'" in out and "sha256" in out.lower()
 
 
 def test_main_parses_options_and_sets_the_exit_code(monkeypatch, capsys):

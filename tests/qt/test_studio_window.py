@@ -365,3 +365,21 @@ def test_model_card_is_shown(window: Any, tmp_path: Path) -> None:
     html = model_card_html(tmp_path)
     assert "test-unet" in html and "synthetic phantoms" in html and "0.500" in html
     assert "Non-commercial" in html
+
+
+def test_missing_default_model_is_explained(
+    qtbot: Any, window: Any, nifti_phantom: Any, errors: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import liverseg_studio.qt.main_window as mw
+    from liverseg_studio.plugins.registry import BackendSpec
+
+    monkeypatch.setattr(mw, "default_model_dir", lambda: None)
+    window.manager.backends.add(BackendSpec(name="needs-model", factory=lambda: None, needs_model=True))
+    open_case(qtbot, window, nifti_phantom.path)
+    window.studio.backend_combo.addItem("needs-model", "needs-model")
+    window.set_backend("needs-model")
+    window.set_model_dir(None)
+    assert window.run_segmentation() is None
+    assert len(errors) == 1 and errors[0][0] == "No model"
+    assert "Model list" in errors[0][1] and TEST_BACKEND in errors[0][1]
+    assert not window.is_running()

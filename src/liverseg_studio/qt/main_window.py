@@ -615,6 +615,16 @@ class MainWindow(QMainWindow):
             model_dir=self.selected_model_dir(),
             threads=self.settings.threads or None,
         )
+        needs_model = self.manager.backends.get(backend).needs_model if backend in self.manager.backends else True
+        if needs_model and request.model_dir is None and default_model_dir() is None:
+            others = [n for n in self.manager.backends.names() if not self.manager.backends.get(n).needs_model]
+            hint = f", or use the {others[0]} backend, which needs no model" if others else ""
+            self._show_error(
+                "No model",
+                "The default model (resources/models/default) is not installed. Choose a model folder "
+                f"in the Model list{hint}.",
+            )
+            return None
         pickle_path = needs_pickle_trust(backend, request.model_dir)
         if pickle_path is not None:
             answer = QMessageBox.warning(

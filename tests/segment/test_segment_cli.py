@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from segment_helpers import TRUTH_BACKEND, analytic_volumes_ml, tumour_diameter_mm
+from segment_helpers import TRUTH_BACKEND, analytic_volumes_ml, make_phantom, tumour_diameter_mm
 
 from liverseg_studio import cli
 from liverseg_studio.core.io import TEMP_PREFIX
@@ -272,3 +272,30 @@ def test_sample_case_with_threshold_backend(plugin_manager, tmp_path, capsys):
     assert report["input"]["shape_zyx"] == [128, 128, 128]
     assert report["liver_ml"] is None and report["liver_voxels"] > 0  # spacing unknown (voxel size 0)
     assert report["volumetry"]["note"]
+
+
+def test_single_dicom_slice_gets_png_nifti_and_seg(plugin_manager, tmp_path, capsys):
+    import highdicom as hd
+    from helpers.phantom import ct_dataset
+    from PIL import Image
+
+    ph = make_phantom((12, 64, 64))
+    k = 6
+    ds = ct_dataset(ph.hu[k], position_lps=(-50.0, -40.0, 12.5), pixel_spacing=(0.8, 0.8), slice_thickness=2.5)
+    path = tmp_path / "one.dcm"
+    ds.save_as(str(path), enforce_file_format=True)
+    out = tmp_path / "out"
+    rc = _run(str(path), "--out", str(out), "--backend", TRUTH_BACKEND, "--no-postprocess")
+    assert rc == 0, capsys.readouterr().err
+    assert _files(out) == {
+        "one_mask.png", "one_overlay.png", "one_mask.nii.gz", "one_seg.dcm", "one_montage.png", "one_report.json"
+    }
+    mask = np.asarray(Image.open(out / "one_mask.png"))
+    np.testing.assert_array_equal(mask, ph.labels[k])
+    seg = hd.seg.segread(str(out / "one_seg.dcm"))
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[ds.SOPInstanceUID], combine_segments=True, skip_overlap_checks=True
+    )
+    np.testing.assert_array_equal(pixels[0], ph.labels[k])
+    report = json.loads((out / "one_report.json").read_text())
+    assert report["liver_ml"] == pytest.approx(np.count_nonzero(ph.labels[k]) * 0.8 * 0.8 * 2.5 / 1000, rel=1e-3)

@@ -222,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
                 if any(p.resolve() == src for p in plan.values()):
                     raise LiversegError(f"{path}: an output would replace the input; choose another --out")
                 notes = []
+                if volume.meta.get("warning"):
+                    notes.append(f"loader warning: {volume.meta['warning']}")
+                    print(f"{prefix}: warning: {volume.meta['warning']}", file=err)
                 for fmt, why in skipped_formats(volume, formats).items():
                     notes.append(f"{fmt} not written: {why}")
                     if explicit_formats:

@@ -362,16 +362,17 @@ def _source_files(volume: Volume) -> list[Path]:
 
 def _frames_for_sources(volume: Volume, sources: list[Any]) -> list[int]:
     """The volume slice of each source image, from its ImagePositionPatient and the volume affine."""
+    for ds in sources:
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1:
+            raise LiversegError("DICOM SEG export supports single-frame source images only")
+    if len(sources) == 1 and volume.n_slices == 1:
+        return [0]  # one image: nothing to place
     inv = np.linalg.inv(volume.affine)
     lps_to_ras = np.array([-1.0, -1.0, 1.0])
     out = []
     for ds in sources:
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1:
-            raise LiversegError("DICOM SEG export supports single-frame source images only")
         pos = getattr(ds, "ImagePositionPatient", None)
         if pos is None:
-            if len(sources) == 1 and volume.n_slices == 1:
-                return [0]
             raise LiversegError(f"{ds.filename}: no ImagePositionPatient; cannot place it in a DICOM SEG")
         ras = np.asarray([float(v) for v in pos]) * lps_to_ras
         x, y, z = (inv @ np.append(ras, 1.0))[:3]

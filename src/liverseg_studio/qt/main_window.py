@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
         from PySide6.QtWidgets import QDockWidget
 
         self.about_panel = AboutPanel()
-        self.about_dock = QDockWidget("Contact & about", self)
+        self.about_dock = QDockWidget("Contact, licence and model card", self)
         self.about_dock.setObjectName("aboutDock")
         self.about_dock.setWidget(self.about_panel)
         self.about_dock.setFeatures(

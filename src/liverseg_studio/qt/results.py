@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 
 def format_volume(ml: float | None, voxels: int) -> str:
-    """``1234.5 mL``, or ``12,345 voxels`` when the spacing is unknown."""
+    """``1234.5 mL``, or a voxel count (``12,345 vox``, ``1.37 M vox``) when the spacing is unknown."""
     if ml is None:
+        if voxels >= 1_000_000:
+            return f"{voxels / 1e6:.2f} M vox"
         return f"{voxels:,} vox"
     return f"{ml:,.1f} mL"
 
@@ -127,6 +129,8 @@ class ResultsPanel(QWidget):
     def set_stats(self, stats: "VolumeStats") -> None:
         self.liver.value.setText(format_volume(stats.liver_ml, stats.liver_voxels))
         self.tumour.value.setText(format_volume(stats.tumour_ml, stats.tumour_voxels))
+        self.liver.value.setToolTip(f"{stats.liver_voxels:,} voxels")
+        self.tumour.value.setToolTip(f"{stats.tumour_voxels:,} voxels")
         self.burden.value.setText(format_burden(stats.tumour_burden_percent))
         self.lesion_count.value.setText(str(stats.n_lesions))
         self.table.setRowCount(len(stats.lesions))

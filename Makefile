@@ -26,10 +26,12 @@ run: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-# Longer loader fuzzing (issue 8): LIVERSEG_FUZZ_CASES cases per loader (make test runs 2000).
+# Longer loader fuzzing (issue 8): FUZZ_CASES cases per loader (make test runs 2000);
+# FUZZ_SEED=text explores other inputs than the seeded CI run.
 FUZZ_CASES ?= 20000
+FUZZ_SEED ?=
 fuzz: setup
-	LIVERSEG_FUZZ_CASES=$(FUZZ_CASES) QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/robustness/test_fuzz_loaders.py -q -p no:cacheprovider --timeout=0
+	LIVERSEG_FUZZ_CASES=$(FUZZ_CASES) LIVERSEG_FUZZ_SEED=$(FUZZ_SEED) QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/robustness/test_fuzz_loaders.py -q -p no:cacheprovider --timeout=0
 
 # Studio screenshots (docs/screenshots): the real window under Xvfb (xvfb-run; installed with
 # apt-get, with the libraries Qt's xcb plugin needs, only when missing and possible), else

@@ -118,3 +118,19 @@ def test_readout_under_the_cursor(qtbot: Any, phantom: Any) -> None:
     scene_pos = viewer.grey_item.mapToScene(x + 0.5, y + 0.5)
     viewer._mouse_moved(viewer.grey_item, scene_pos)
     assert seen and f"x {x}" in seen[-1] and f"y {y}" in seen[-1] and "Liver" in seen[-1] and "HU 60" in seen[-1]
+
+
+def test_linked_cursor_marks_the_same_voxel_in_the_other_panels(qtbot: Any, phantom: Any) -> None:
+    viewer = SliceViewer()
+    qtbot.addWidget(viewer)
+    viewer.set_volume(phantom.volume())
+    x, y = 20, 30
+    viewer._mouse_moved(viewer.grey_item, viewer.grey_item.mapToScene(x + 0.5, y + 0.5))
+    pos = viewer.cursor_marker_positions()
+    assert pos["anatomy"] is None  # the mouse is over this panel
+    expected = viewer.grey_item.mapToView(viewer.grey_item.mapFromScene(viewer.grey_item.mapToScene(x + 0.5, y + 0.5)))
+    for name in ("input", "overlay"):
+        assert pos[name] == pytest.approx((expected.x(), expected.y()))
+    # leaving the image hides them
+    viewer._mouse_moved(viewer.grey_item, viewer.grey_item.mapToScene(-50.0, -50.0))
+    assert all(p is None for p in viewer.cursor_marker_positions().values())

@@ -324,10 +324,20 @@ class SliceViewer(QWidget):
         self.seg_grey_item = pg.ImageItem()
         self.label_item = pg.ImageItem()
         self.label_item.setZValue(10)
+        # linked cursor: a small cross in the panels the mouse is not over
+        self._markers: dict[pg.ImageItem, pg.ScatterPlotItem] = {}
+        for item in (self.rgb_item, self.grey_item, self.seg_grey_item):
+            marker = pg.ScatterPlotItem(symbol="+", size=16, pen=pg.mkPen("#e5c07b", width=1.5), brush=None)
+            marker.setZValue(20)
+            marker.hide()
+            self._markers[item] = marker
         self.input_panel.view.addItem(self.rgb_item)
         self.anatomy_panel.view.addItem(self.grey_item)
         self.overlay_panel.view.addItem(self.seg_grey_item)
         self.overlay_panel.view.addItem(self.label_item)
+        self.input_panel.view.addItem(self._markers[self.rgb_item])
+        self.anatomy_panel.view.addItem(self._markers[self.grey_item])
+        self.overlay_panel.view.addItem(self._markers[self.seg_grey_item])
         # pan/zoom linked: every panel shows the same region, whatever its size
         self._syncing = False
         for panel in (self.input_panel, self.anatomy_panel, self.overlay_panel):
@@ -503,6 +513,7 @@ class SliceViewer(QWidget):
         self.slider.blockSignals(False)
         self._slice = 0
         self._rgb_timer.stop()
+        self._show_cursor_markers(None, 0.0, 0.0)
         self.slice_label.setText("Slice – / –")
         self._update_annotations()
 
@@ -790,6 +801,27 @@ class SliceViewer(QWidget):
         _, ny, nx = self._volume.shape
         if 0 <= x < nx and 0 <= y < ny:
             self._emit_readout(self._slice, y, x)
+            self._show_cursor_markers(item, p.x(), p.y())
         else:
             self._last_readout = None
+            self._show_cursor_markers(None, 0.0, 0.0)
             self.cursor_moved.emit("")
+
+    def _show_cursor_markers(self, source: pg.ImageItem | None, x: float, y: float) -> None:
+        """Mark the point under the mouse in the *other* panels (linked cursor)."""
+        for item, marker in self._markers.items():
+            if source is None or item is source:
+                marker.hide()
+                continue
+            pos = item.mapToView(QPointF(x, y))
+            marker.setData([pos.x()], [pos.y()])
+            marker.show()
+
+    def cursor_marker_positions(self) -> dict[str, tuple[float, float] | None]:
+        """Where the linked-cursor markers are (view coordinates), by panel; None when hidden."""
+        out: dict[str, tuple[float, float] | None] = {}
+        for name, item in (("input", self.rgb_item), ("anatomy", self.grey_item), ("overlay", self.seg_grey_item)):
+            m = self._markers[item]
+            xs, ys = m.getData()
+            out[name] = (float(xs[0]), float(ys[0])) if m.isVisible() and xs is not None and len(xs) else None
+        return out

@@ -843,7 +843,7 @@ class MainWindow(QMainWindow):
         viewer = self.studio.viewer
         z = viewer.slice_index
         labels = np.where(
-            np.isin(result.labels[z], [lab for lab, on in viewer._visible.items() if on]), result.labels[z], 0
+            np.isin(result.labels[z], viewer.visible_labels()), result.labels[z], 0
         ).astype(np.uint8)
         rgb = overlay_rgb(exporters.display_slice(result.volume, z), labels, alpha=viewer.opacity)
         if result.volume.spacing_known:

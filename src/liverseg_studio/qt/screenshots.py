@@ -116,7 +116,7 @@ def take_screenshots(out_dir: Path, backend: str | None = None) -> list[Path]:
     ys, xs = np.nonzero(result.labels[z] >= 1)
     if len(ys):
         k = len(ys) // 2
-        viewer._mouse_moved(viewer.grey_item, viewer.grey_item.mapToScene(xs[k] + 0.5, ys[k] + 0.5))
+        viewer.hover(int(ys[k]), int(xs[k]))
     written.append(_grab(window, out_dir / "02_case117_segmented.png", app))
 
     viewer.set_layout_mode("focus")

@@ -676,6 +676,14 @@ class SliceViewer(QWidget):
     def label_visible(self, label: int) -> bool:
         return self._visible.get(int(label), True)
 
+    def visible_labels(self) -> list[int]:
+        """The label values currently shown in the overlay."""
+        return [lab for lab, on in self._visible.items() if on]
+
+    def hover(self, y: int, x: int) -> None:
+        """Act as if the mouse were over voxel (y, x) of the anatomy panel (readout + linked cursor)."""
+        self._mouse_moved(self.grey_item, self.grey_item.mapToScene(x + 0.5, y + 0.5))
+
     def overlay_lut(self) -> np.ndarray:
         return label_lut(self._opacity, self._visible)
 

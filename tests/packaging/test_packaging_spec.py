@@ -182,8 +182,24 @@ def test_every_cli_command_is_bundled(spec_with_model):
 def test_model_folder_bundled_without_torch_only_files(spec_with_model):
     (a,) = spec_with_model.Analysis
     got = {n for n in dest_names(a.kwargs["datas"]) if n.startswith("resources/models/default/")}
-    assert got == {"resources/models/default/model.json", "resources/models/default/model.int8.onnx",
-                   "resources/models/default/model.onnx"}
+    # the card and the file the onnx backend uses by default: no fp32 copy, no torch-only files
+    assert got == {"resources/models/default/model.json", "resources/models/default/model.int8.onnx"}
+
+
+def test_fp32_model_bundled_when_it_is_the_only_onnx_file(monkeypatch, tmp_path):
+    (tmp_path / "model.json").write_text("{}")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    (a,) = run_spec(monkeypatch, LIVERSEG_BUNDLE_MODEL_DIR=str(tmp_path), LIVERSEG_BUNDLE_SAMPLE="0").Analysis
+    got = {n for n in dest_names(a.kwargs["datas"]) if n.startswith("resources/")}
+    assert got == {"resources/models/default/model.json", "resources/models/default/model.onnx"}
+
+
+def test_a_card_without_onnx_files_stops_the_build(monkeypatch, tmp_path):
+    (tmp_path / "model.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(SystemExit, match="no model.int8.onnx or model.onnx"):
+        run_spec(monkeypatch, LIVERSEG_BUNDLE_MODEL_DIR=str(tmp_path))
 
 
 def test_spec_still_builds_without_a_model(monkeypatch, tmp_path, capfd):

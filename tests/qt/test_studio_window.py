@@ -106,6 +106,10 @@ def test_cancel_a_run(qtbot: Any, window: Any, nifti_phantom: Any, control: Any)
         window.run_segmentation()
         assert control.started.wait(5)
         assert window.is_running()
+        bar = window.studio.progress
+        qtbot.waitUntil(lambda: bar.value() >= 1 and bar.maximum() == nifti_phantom.phantom.shape[0], timeout=5000)
+        assert bar.isVisible() and window.studio.cancel_button.isEnabled()
+        assert "slice" in window.studio.run_status.text()
         window.cancel_run()
     failure = blocker.args[0]
     assert failure.cancelled
@@ -383,3 +387,57 @@ def test_missing_default_model_is_explained(
     assert len(errors) == 1 and errors[0][0] == "No model"
     assert "Model list" in errors[0][1] and TEST_BACKEND in errors[0][1]
     assert not window.is_running()
+
+
+def test_open_sample_case(qtbot: Any, window: Any, nifti_phantom: Any, monkeypatch: pytest.MonkeyPatch, errors: list) -> None:
+    import liverseg_studio.sample as sample
+
+    monkeypatch.setattr(sample, "sample_case", lambda: sample.SampleCase(image=Path(nifti_phantom.path), labels=None))
+    with qtbot.waitSignal(window.case_loaded, timeout=20000):
+        window.start_screen.sample_button.click()
+    assert window.studio.case_name.text().startswith("LiTS case 117 (sample)")
+    window.go_back()
+    monkeypatch.setattr(sample, "sample_case", lambda: None)
+    window.sample_action.trigger()
+    assert errors and errors[-1][0] == "Sample case not installed"
+
+
+def test_mouse_wheel_pages_slices_and_ctrl_wheel_zooms(qtbot: Any, window: Any, nifti_phantom: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    open_case(qtbot, window, nifti_phantom.path)
+    viewer = window.studio.viewer
+    start = viewer.slice_index
+
+    class Wheel:
+        def __init__(self, delta: int, modifiers: Any = Qt.KeyboardModifier.NoModifier) -> None:
+            self._delta, self._mod, self.accepted = delta, modifiers, False
+
+        def delta(self) -> int:
+            return self._delta
+
+        def modifiers(self) -> Any:
+            return self._mod
+
+        def accept(self) -> None:
+            self.accepted = True
+
+        def ignore(self) -> None:
+            self.accepted = False
+
+        def pos(self) -> Any:
+            from PySide6.QtCore import QPointF
+
+            return QPointF(10, 10)
+
+    ev = Wheel(120)
+    viewer.overlay_panel.view.wheelEvent(ev)
+    assert ev.accepted and viewer.slice_index == start + 1
+    viewer.anatomy_panel.view.wheelEvent(Wheel(-120))
+    viewer.anatomy_panel.view.wheelEvent(Wheel(-120))
+    assert viewer.slice_index == start - 1
+    before = viewer.input_panel.view.viewRange()[0]
+    viewer.overlay_panel.view.wheelEvent(Wheel(120, Qt.KeyboardModifier.ControlModifier))
+    assert viewer.slice_index == start - 1  # Ctrl+wheel zooms instead
+    after = viewer.input_panel.view.viewRange()[0]
+    assert (after[1] - after[0]) < (before[1] - before[0])

@@ -159,3 +159,24 @@ def test_bad_input_window_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["info", CT_SMALL, "--input-window", "300,100"])
     assert exc.value.code == 2
+
+
+def test_info_series_option_picks_one(tmp_path, capsys):
+    ph = make_phantom(shape=(3, 16, 16))
+    write_ct_series(tmp_path / "a", ph.hu, ph.affine, series_uid="1.2.826.0.1.1")
+    write_ct_series(tmp_path / "b", ph.hu, ph.affine, series_uid="1.2.826.0.1.2")
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "1.2.826.0.1.1" in err and "1.2.826.0.1.2" in err
+    assert main(["info", str(tmp_path), "--series", "1.2.826.0.1.2"]) == 0
+    assert "series_uid: 1.2.826.0.1.2" in capsys.readouterr().out
+
+
+def test_info_case117_has_unknown_spacing(capsys):
+    case = Path(__import__("sysconfig").get_paths()["purelib"]) / "liver_ct_segmentation_package" / "data" / "img_117.mrc"
+    if not case.exists():
+        pytest.skip("liver-ct-segmentation-package not installed")
+    assert main(["info", str(case)]) == 0
+    out = capsys.readouterr().out
+    assert "loader:     mrc" in out and "128 slices x 128 rows x 128 columns" in out
+    assert "spacing:    unknown" in out

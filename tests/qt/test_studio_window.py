@@ -441,3 +441,32 @@ def test_mouse_wheel_pages_slices_and_ctrl_wheel_zooms(qtbot: Any, window: Any, 
     assert viewer.slice_index == start - 1  # Ctrl+wheel zooms instead
     after = viewer.input_panel.view.viewRange()[0]
     assert (after[1] - after[0]) < (before[1] - before[0])
+
+
+def test_choosing_a_folder_without_model_json_is_refused(
+    qtbot: Any, window: Any, nifti_phantom: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    from liverseg_studio.core.modelcard import ModelCard, write_card
+    from liverseg_studio.qt.main_window import BROWSE
+
+    open_case(qtbot, window, nifti_phantom.path)
+    combo = window.studio.model_combo
+    warned: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda p, t, text, *a, **k: warned.append(text)))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(empty)))
+    combo.setCurrentIndex(combo.findData(BROWSE))
+    window._model_activated(combo.currentIndex())
+    assert len(warned) == 1 and "model.json" in warned[0]
+    assert window.selected_model_dir() is None
+    good = tmp_path / "good"
+    good.mkdir()
+    write_card(good, ModelCard(name="m"))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(good)))
+    combo.setCurrentIndex(combo.findData(BROWSE))
+    window._model_activated(combo.currentIndex())
+    assert window.selected_model_dir() == str(good)
+    assert window.settings.last_model_dir == str(good)

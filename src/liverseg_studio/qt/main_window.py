@@ -464,6 +464,14 @@ class MainWindow(QMainWindow):
         assert self.studio is not None
         if self.studio.model_combo.itemData(index) == BROWSE:
             folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (with model.json)", self.settings.last_model_dir)
+            if folder and not (Path(folder) / "model.json").is_file():
+                QMessageBox.warning(
+                    self,
+                    "Not a model folder",
+                    f"{folder} has no model.json. A model folder holds model.json and the model files "
+                    "(model.int8.onnx, model.onnx or model.safetensors), as `liverseg export` writes them.",
+                )
+                folder = ""
             if folder:
                 self.set_model_dir(folder)
             else:

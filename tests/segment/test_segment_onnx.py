@@ -1,0 +1,46 @@
+"""``liverseg segment`` with the real ONNX backend and the session's tiny test model."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from liverseg_studio import cli
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.mark.slow
+def test_onnx_backend_end_to_end(plugin_manager, analytic_nifti, analytic_phantom, tmp_path_factory, tmp_path, capsys):
+    pytest.importorskip("torch")  # building the tiny model trains it
+    from helpers.tiny_model import get_tiny_model
+
+    from liverseg_studio.core.modelcard import read_card
+
+    model = get_tiny_model(tmp_path_factory)
+    card = read_card(model.model_dir)
+    # the onnx backend runs model.int8.onnx when the card lists it, else model.onnx
+    kind = "onnx_int8" if "onnx_int8" in card.files else "onnx"
+    assert kind in card.files, f"the tiny model has no ONNX export: {sorted(card.files)}"
+    out = tmp_path / "out"
+    rc = cli.main(
+        ["segment", str(analytic_nifti), "--out", str(out), "--model", str(model.model_dir), "--threads", "1"]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "slices/s" in captured.out
+    report = json.loads((out / "abdomen_report.json").read_text())
+    assert report["model"]["backend"] == "onnx"
+    assert report["model"]["name"] == card.name and report["model"]["version"] == card.version
+    assert report["model"]["sha256"] == card.files[kind]["sha256"]
+    assert report["model"]["file"] == card.files[kind]["path"]
+    mask = np.asarray(nib.load(str(out / "abdomen_mask.nii.gz")).dataobj).T
+    assert mask.shape == analytic_phantom.shape and set(np.unique(mask)) <= {0, 1, 2}
+    truth = analytic_phantom.labels >= 1
+    pred = mask >= 1
+    dice = 2 * np.count_nonzero(truth & pred) / (np.count_nonzero(truth) + np.count_nonzero(pred))
+    print(f"\ntiny model liver Dice on the analytic phantom: {dice:.3f}; {report['throughput_slices_per_s']} slices/s")
+    assert report["liver_voxels"] == int(np.count_nonzero(pred))

@@ -557,7 +557,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         self.loader_runner.start(worker)
         # build the viewer (pyqtgraph import) while the file is read in the worker
-        QTimer.singleShot(0, self._ensure_studio)
+        QTimer.singleShot(0, self, self._ensure_studio)
         return worker.request_id
 
     def _on_load_finished(self, rid: int) -> None:

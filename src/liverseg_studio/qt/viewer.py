@@ -594,7 +594,7 @@ class SliceViewer(QWidget):
             p.setVisible(p in shown if shown is not None else p is only)
         if mode in ("three", "focus", "input"):
             self.flush()
-        QTimer.singleShot(0, self.fit_view)  # once the panels have their new size
+        QTimer.singleShot(0, self, self.fit_view)  # once the panels have their new size
         idx = list(LAYOUTS).index(mode)
         if self.layout_combo.currentIndex() != idx:
             self.layout_combo.blockSignals(True)

@@ -125,7 +125,9 @@ def test_dicom_seg_with_reordered_file_list(tmp_path):
     out = ex.write_dicom_seg(res, tmp_path / "s.dcm")
     seg = hd.seg.segread(str(out))
     uids = [pydicom.dcmread(str(p), stop_before_pixels=True).SOPInstanceUID for p in paths]
-    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True, skip_overlap_checks=True)
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids, combine_segments=True, skip_overlap_checks=True
+    )
     np.testing.assert_array_equal(pixels, ph.labels)
 
 
@@ -145,7 +147,9 @@ def test_export_result_and_report(result, tmp_path):
     report = json.loads(written["report"].read_text())
     assert report["input"]["path"] == "/data/scan.nii.gz"
     assert report["timings_s"]["load"] == 0.25
-    assert report["outputs"] == {"mask_nifti": "scan_mask.nii.gz", "montage": "scan_montage.png", "report": "scan_report.json"}
+    assert report["outputs"] == {
+        "mask_nifti": "scan_mask.nii.gz", "montage": "scan_montage.png", "report": "scan_report.json"
+    }
     assert report["liver_voxels"] == int(np.count_nonzero(result.labels >= 1))
     assert report["labels"] == {"0": "Background", "1": "Liver", "2": "Liver tumour"}
     with pytest.raises(OutputExistsError):

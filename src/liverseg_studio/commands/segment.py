@@ -83,7 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_non_negative_float,
         default=DEFAULT_MIN_COMPONENT_MM3,
         metavar="V",
-        help=f"tumour components smaller than V mm^3 become liver (voxels if spacing unknown; default {DEFAULT_MIN_COMPONENT_MM3:g})",
+        help="tumour components smaller than V mm^3 become liver (voxels if the spacing is unknown; "
+        f"default {DEFAULT_MIN_COMPONENT_MM3:g})",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_load_options(p)

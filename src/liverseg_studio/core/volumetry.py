@@ -159,8 +159,13 @@ def longest_axial_diameter(
     return best
 
 
-def compute_stats(labels: np.ndarray, volume: Volume | None = None, *, spacing: tuple[float, float, float] | None = None,
-                  spacing_known: bool | None = None) -> VolumeStats:
+def compute_stats(
+    labels: np.ndarray,
+    volume: Volume | None = None,
+    *,
+    spacing: tuple[float, float, float] | None = None,
+    spacing_known: bool | None = None,
+) -> VolumeStats:
     """Volumetry of ``labels`` (uint8 z, y, x) with the geometry of ``volume``.
 
     Either pass ``volume`` (its affine gives spacing and voxel volume) or

@@ -313,7 +313,8 @@ def montage_image(
         aspect_h, aspect_w = h * ph, w * pw
         scale = tile / max(aspect_h, aspect_w)
         size = (max(1, int(round(aspect_w * scale))), max(1, int(round(aspect_h * scale))))
-        im = Image.fromarray(rgb).resize(size, Image.Resampling.NEAREST if max(h, w) < tile else Image.Resampling.BILINEAR)
+        resample = Image.Resampling.NEAREST if max(h, w) < tile else Image.Resampling.BILINEAR
+        im = Image.fromarray(rgb).resize(size, resample)
         canvas = Image.new("RGB", (tile, tile), (0, 0, 0))
         canvas.paste(im, ((tile - size[0]) // 2, (tile - size[1]) // 2))
         draw = ImageDraw.Draw(canvas)

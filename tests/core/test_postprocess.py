@@ -135,3 +135,34 @@ def test_speed_on_a_512x512x200_prediction():
     print(f"\npostprocess 512x512x200: {elapsed:.2f} s")
     np.testing.assert_array_equal(out >= 1, liver | tum)
     np.testing.assert_array_equal(out == 2, tum)
+
+
+def test_properties_on_random_label_maps():
+    """Invariants on random blobs: nothing is added, one component is left, every
+    tumour touches liver, and post-processing is idempotent."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+    from scipy import ndimage
+
+    full = np.ones((3, 3, 3), dtype=bool)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        arrays(np.uint8, (4, 9, 9), elements=st.sampled_from([0, 0, 0, 1, 1, 2])),
+        st.sampled_from([0.0, 2.0, 6.0]),
+    )
+    def check(lab, threshold):
+        out = postprocess_labels(lab, None, min_component_mm3=threshold)
+        assert np.all((out >= 1) <= (lab >= 1))  # nothing added
+        assert np.all((out == 2) <= (lab == 2))  # no new tumour
+        _, n = ndimage.label(out >= 1, structure=ndimage.generate_binary_structure(3, 1))
+        assert n <= 1
+        tcomp, tn = ndimage.label(out == 2, structure=full)
+        near_liver = ndimage.binary_dilation(out == 1, structure=full)
+        for i in range(1, tn + 1):
+            assert np.any(near_liver & (tcomp == i))
+            assert np.count_nonzero(tcomp == i) >= threshold
+        np.testing.assert_array_equal(postprocess_labels(out, None, min_component_mm3=threshold), out)
+
+    check()

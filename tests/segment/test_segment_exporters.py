@@ -156,3 +156,34 @@ def test_export_result_and_report(result, tmp_path):
         ex.export_result(result, tmp_path, "scan")
     ex.export_result(result, tmp_path, "scan", overwrite=True)
     assert _names(tmp_path) == {"scan_mask.nii.gz", "scan_montage.png", "scan_report.json"}
+
+
+def test_windowed_rgb_slice_overlay_keeps_the_input_size(tmp_path):
+    from PIL import Image
+
+    from liverseg_studio.backends.base import Prediction
+
+    rgb = np.zeros((1, 30, 40, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    labels = np.zeros((1, 30, 40), dtype=np.uint8)
+    labels[0, 5:25, 5:30] = 1
+    labels[0, 10:15, 10:15] = 2
+
+    class Fixed:
+        name = "fixed"
+
+        def predict(self, volume, *, progress=None, is_cancelled=None):
+            return Prediction(labels=labels.copy())
+
+    vol = Volume(array=rgb, intensity="windowed_rgb", spacing_known=False, source="/x/slice.jpg", loader="image")
+    res = segment_volume(vol, Fixed(), postprocess=False)
+    written = ex.export_result(res, tmp_path, "slice")
+    assert set(written) == {"mask_png", "overlay_png", "montage", "report"}
+    mask = np.asarray(Image.open(written["mask_png"]))
+    np.testing.assert_array_equal(mask, labels[0])
+    overlay = np.asarray(Image.open(written["overlay_png"]))
+    assert overlay.shape == (30, 40, 3)
+    np.testing.assert_array_equal(overlay[0, 0], [200, 0, 0])  # background untouched
+    assert not np.array_equal(overlay[12, 12], [200, 0, 0])  # tumour tinted
+    report = json.loads(written["report"].read_text())
+    assert report["liver_area_px"] == 500 and report["tumour_area_px"] == 25 and report["liver_ml"] is None

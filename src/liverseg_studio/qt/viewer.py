@@ -327,7 +327,7 @@ class SliceViewer(QWidget):
         # linked cursor: a small cross in the panels the mouse is not over
         self._markers: dict[pg.ImageItem, pg.ScatterPlotItem] = {}
         for item in (self.rgb_item, self.grey_item, self.seg_grey_item):
-            marker = pg.ScatterPlotItem(symbol="+", size=16, pen=pg.mkPen("#e5c07b", width=1.5), brush=None)
+            marker = pg.ScatterPlotItem(symbol="+", size=18, pen=pg.mkPen("#ff4fd8", width=2), brush=None)
             marker.setZValue(20)
             marker.hide()
             self._markers[item] = marker

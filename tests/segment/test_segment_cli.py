@@ -123,6 +123,7 @@ def test_batch_reports_and_skips_bad_inputs_then_exits_2(plugin_manager, analyti
     (folder / "broken.nii.gz").write_bytes(b"\x1f\x8b this is not gzip at all")
     (folder / "notes.txt").write_text("not an image\n")
     (folder / ".hidden").write_text("ignored\n")
+    (folder / "old_report.json").write_text("{}\n")  # an earlier run's output: skipped, not a failure
     out = tmp_path / "out"
     rc = _run(str(folder), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "json")
     captured = capsys.readouterr()
@@ -130,6 +131,7 @@ def test_batch_reports_and_skips_bad_inputs_then_exits_2(plugin_manager, analyti
     assert _files(out) == {"abdomen_report.json"}
     assert "broken.nii.gz" in captured.err and "notes.txt" in captured.err
     assert ".hidden" not in captured.err + captured.out
+    assert "skipping" in captured.err and "old_report.json" in captured.err
     assert "segmented 1 of 3 input(s)" in captured.out
 
 

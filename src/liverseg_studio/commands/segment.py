@@ -113,11 +113,17 @@ def _is_series_folder(folder: Path, loaders: Any) -> bool:
     return False
 
 
-def expand_inputs(paths: list[str], loaders: Any, out_dir: Path) -> list[Path]:
+def expand_inputs(
+    paths: list[str], loaders: Any, out_dir: Path, skipped: list[Path] | None = None
+) -> list[Path]:
     """The inputs of a run: files as given; a folder holding DICOM files as one input
     (a series: the loader picks the series, ``--series`` chooses among several);
     any other folder expanded to its non-hidden entries, sorted (a batch; its
-    sub-folders are inputs in turn, e.g. one DICOM series each).  ``out_dir`` is never an input."""
+    sub-folders are inputs in turn, e.g. one DICOM series each).  ``out_dir`` is
+    never an input, and files in a batch folder named like our outputs
+    (``*_mask.nii.gz``, ``*_report.json`` ...) are left out (added to ``skipped``)."""
+    from liverseg_studio.segment.exporters import looks_like_output
+
     out_resolved = out_dir.resolve()
     result: list[Path] = []
     for text in paths:
@@ -130,6 +136,10 @@ def expand_inputs(paths: list[str], loaders: Any, out_dir: Path) -> list[Path]:
             for c in sorted(p.iterdir(), key=lambda c: c.name)
             if not c.name.startswith(".") and c.resolve() != out_resolved
         ]
+        outputs = [c for c in children if c.is_file() and looks_like_output(c)]
+        if skipped is not None:
+            skipped.extend(outputs)
+        children = [c for c in children if c not in outputs]
         if not children:
             result.append(p)  # reported by the loader ("no DICOM images" etc.)
         result.extend(children)
@@ -197,7 +207,10 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise LiversegError(f"{out_dir}: --out must be a folder")
     pm = get_plugin_manager()
-    inputs = expand_inputs(list(args.inputs), pm.loaders, out_dir)
+    skipped: list[Path] = []
+    inputs = expand_inputs(list(args.inputs), pm.loaders, out_dir, skipped)
+    for path in skipped:
+        print(f"skipping {path}: named like a liverseg output", file=sys.stderr)
     names = unique_names(inputs)
     options = load_options(args)
     backend = _load_backend(pm, args)

@@ -107,6 +107,16 @@ def unique_names(paths: Sequence[str | Path]) -> list[str]:
     return out
 
 
+#: Endings of the files :func:`export_result` writes (batch folders skip them as inputs).
+OUTPUT_SUFFIXES = ("_mask.nii.gz", "_mask.png", "_overlay.png", "_montage.png", "_report.json", "_seg.dcm")
+
+
+def looks_like_output(path: str | Path) -> bool:
+    """Whether ``path`` is named like one of our outputs (``<name>_mask.nii.gz`` ...)."""
+    name = Path(path).name.lower()
+    return any(name.endswith(s) for s in OUTPUT_SUFFIXES)
+
+
 def is_dicom(volume: Volume) -> bool:
     """Whether ``volume`` came from DICOM (a DICOM SEG can reference it)."""
     return "dicom" in (volume.loader or "").lower() or bool(volume.meta.get("SeriesInstanceUID")) and bool(

@@ -134,3 +134,64 @@ def test_linked_cursor_marks_the_same_voxel_in_the_other_panels(qtbot: Any, phan
     # leaving the image hides them
     viewer._mouse_moved(viewer.grey_item, viewer.grey_item.mapToScene(-50.0, -50.0))
     assert all(p is None for p in viewer.cursor_marker_positions().values())
+
+
+def test_window_level_drag(qtbot: Any, phantom: Any) -> None:
+    viewer = SliceViewer()
+    qtbot.addWidget(viewer)
+    viewer.set_volume(phantom.volume())
+    viewer.apply_preset("Abdomen")  # W400 / L40
+    k = viewer.WL_DRAG_HU_PER_PIXEL
+    view = viewer.anatomy_panel.view
+    view.sigWindowDrag.emit(0, 0.0, 0.0)
+    view.sigWindowDrag.emit(1, 50.0, -10.0)  # right: wider; up: higher level
+    assert viewer.window() == pytest.approx((400 + k * 50, 40 + k * 10))
+    view.sigWindowDrag.emit(2, -100.0, 20.0)
+    assert viewer.window() == pytest.approx((400 - k * 100, 40 - k * 20))
+    assert viewer.grey_item.levels == pytest.approx((40 - k * 20 - (400 - k * 100) / 2, 40 - k * 20 + (400 - k * 100) / 2))
+    assert viewer.preset_combo.currentText() == "Custom"
+
+
+def test_middle_drag_event_becomes_window_drag(qtbot: Any, phantom: Any) -> None:
+    from PySide6.QtCore import QPointF, Qt
+
+    viewer = SliceViewer()
+    qtbot.addWidget(viewer)
+    viewer.set_volume(phantom.volume())
+    viewer.apply_preset("Liver")
+    seen: list[tuple[int, float, float]] = []
+    viewer.overlay_panel.view.sigWindowDrag.connect(lambda *a: seen.append(a))
+
+    class Drag:
+        def __init__(self, button: Any, mods: Any, dx: float, start: bool, finish: bool) -> None:
+            self._b, self._m, self._dx, self._s, self._f = button, mods, dx, start, finish
+            self.accepted = False
+
+        def button(self) -> Any:
+            return self._b
+
+        def modifiers(self) -> Any:
+            return self._m
+
+        def screenPos(self) -> QPointF:  # noqa: N802
+            return QPointF(100 + self._dx, 100)
+
+        def buttonDownScreenPos(self, *_: Any) -> QPointF:  # noqa: N802
+            return QPointF(100, 100)
+
+        def isStart(self) -> bool:  # noqa: N802
+            return self._s
+
+        def isFinish(self) -> bool:  # noqa: N802
+            return self._f
+
+        def accept(self) -> None:
+            self.accepted = True
+
+    none = Qt.KeyboardModifier.NoModifier
+    view = viewer.overlay_panel.view
+    view.mouseDragEvent(Drag(Qt.MouseButton.MiddleButton, none, 0, True, False))
+    view.mouseDragEvent(Drag(Qt.MouseButton.MiddleButton, none, 30, False, True))
+    view.mouseDragEvent(Drag(Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, 0, True, False))
+    assert [s[0] for s in seen] == [0, 2, 0] and seen[1][1] == pytest.approx(30.0)
+    assert viewer.window()[0] == pytest.approx(150 + viewer.WL_DRAG_HU_PER_PIXEL * 30)

@@ -27,6 +27,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Wheel · PgUp/PgDn · arrows", "previous / next slice"),
     ("Ctrl+wheel · right drag", "zoom (all panels together)"),
     ("Left drag", "pan"),
+    ("Middle drag · Shift+drag", "window / level"),
     ("Ctrl+W", "go back to this screen"),
     ("F1", "contact, licence and model card"),
 )

@@ -155,9 +155,12 @@ def levels_to_window(lo: float, hi: float) -> tuple[float, float]:
 
 # -- widgets --------------------------------------------------------------------------
 class SliceViewBox(pg.ViewBox):
-    """A ViewBox whose plain mouse wheel pages slices (Ctrl+wheel zooms)."""
+    """A ViewBox whose plain mouse wheel pages slices (Ctrl+wheel zooms) and whose
+    middle drag or Shift+left drag sets window/level, as in PACS viewers."""
 
     sigSliceScroll = Signal(int)
+    #: (phase, dx, dy): phase 0 start, 1 move, 2 finish; dx/dy in screen pixels since the start
+    sigWindowDrag = Signal(int, float, float)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, **kwargs)
@@ -171,6 +174,18 @@ class SliceViewBox(pg.ViewBox):
         if delta:
             self.sigSliceScroll.emit(1 if delta > 0 else -1)
         ev.accept()
+
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - pyqtgraph name
+        window_drag = ev.button() == Qt.MouseButton.MiddleButton or (
+            ev.button() == Qt.MouseButton.LeftButton and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        )
+        if not window_drag:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        d = ev.screenPos() - ev.buttonDownScreenPos()
+        phase = 0 if ev.isStart() else (2 if ev.isFinish() else 1)
+        self.sigWindowDrag.emit(phase, float(d.x()), float(d.y()))
 
 
 class _Graphics(pg.GraphicsLayoutWidget):
@@ -263,6 +278,7 @@ class SliceViewer(QWidget):
         self._updating_levels = False
         self._layout_mode = "three"
         self._last_readout: dict[str, Any] | None = None
+        self._drag_start_window: tuple[float, float] | None = None
         self._rgb_timer = QTimer(self)
         self._rgb_timer.setSingleShot(True)
         self._rgb_timer.setInterval(40)
@@ -407,6 +423,7 @@ class SliceViewer(QWidget):
             (self.overlay_panel, self.seg_grey_item),
         ):
             panel.view.sigSliceScroll.connect(self.step)
+            panel.view.sigWindowDrag.connect(self._window_drag)
             panel.graphics.scene().sigMouseMoved.connect(lambda pos, it=item: self._mouse_moved(it, pos))
 
         self.set_layout_mode(self._layout_mode)
@@ -620,6 +637,21 @@ class SliceViewer(QWidget):
 
     def apply_preset(self, name: str) -> None:
         self.set_window(*WINDOW_PRESETS[name])
+
+    #: HU of window width / level per screen pixel of a window/level drag
+    WL_DRAG_HU_PER_PIXEL = 2.0
+
+    def _window_drag(self, phase: int, dx: float, dy: float) -> None:
+        """Drag right widens the window, drag up raises the level (PACS convention)."""
+        if self._volume is None or self._volume.intensity is Intensity.WINDOWED_RGB:
+            return
+        if phase == 0 or self._drag_start_window is None:
+            self._drag_start_window = self._window
+        w0, l0 = self._drag_start_window
+        k = self.WL_DRAG_HU_PER_PIXEL
+        self.set_window(max(1.0, w0 + k * dx), l0 - k * dy)
+        if phase == 2:
+            self._drag_start_window = None
 
     def _preset_chosen(self, index: int) -> None:
         name = self.preset_combo.itemData(index)

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from segment_helpers import TRUTH_BACKEND, analytic_volumes_ml, make_phantom, tumour_diameter_mm
+from segment_helpers import LIVER_HU, TRUTH_BACKEND, analytic_volumes_ml, make_phantom, tumour_diameter_mm
 
 from liverseg_studio import cli
 from liverseg_studio.core.io import TEMP_PREFIX
@@ -304,3 +304,19 @@ def test_single_dicom_slice_gets_png_nifti_and_seg(plugin_manager, tmp_path, cap
     np.testing.assert_array_equal(pixels[0], ph.labels[k])
     report = json.loads((out / "one_report.json").read_text())
     assert report["liver_ml"] == pytest.approx(np.count_nonzero(ph.labels[k]) * 0.8 * 0.8 * 2.5 / 1000, rel=1e-3)
+
+
+def test_input_window_reaches_the_loader(plugin_manager, tmp_path):
+    from PIL import Image
+
+    grey = np.full((40, 40), 100, dtype=np.uint8)
+    grey[10:30, 10:30] = LIVER_HU + 100  # grey 160 is 60 HU with --input-window -100,155
+    Image.fromarray(grey).save(tmp_path / "w.png")
+    out1, out2 = tmp_path / "o1", tmp_path / "o2"
+    assert _run(str(tmp_path / "w.png"), "--out", str(out1), "--backend", TRUTH_BACKEND, "--export", "json") == 0
+    assert _run(
+        str(tmp_path / "w.png"), "--out", str(out2), "--backend", TRUTH_BACKEND, "--export", "json",
+        "--input-window=-100,155",
+    ) == 0
+    assert json.loads((out1 / "w_report.json").read_text())["liver_voxels"] == 0
+    assert json.loads((out2 / "w_report.json").read_text())["liver_voxels"] == 400

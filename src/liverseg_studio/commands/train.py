@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="input size (multiple of 32, default 256)")
     p.add_argument("--bs", type=int, default=8, help="batch size (default 8)")
     p.add_argument("--lr", type=_lr, default=None, metavar="LR|auto",
-                   help="max learning rate of the one-cycle schedule (auto: lr_find on CUDA, 2e-3 on CPU)")
+                   help="max learning rate of the one-cycle schedule (auto: lr_find on CUDA, 1e-3 on CPU)")
     p.add_argument("--bf16", dest="bf16", action="store_true", default=None, help="bfloat16 autocast (default: on CUDA when supported, on the CPU only with native bf16 (AVX512-BF16/AMX); emulated bf16 is slower than fp32)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoints/last.pth")
@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", choices=("auto", "yes", "no"), default="auto",
                    help="ImageNet encoder weights from the local torch cache (auto: if present; never downloads)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; on a busy shared CPU 1 can be faster)")
     p.add_argument("--max-train-slices", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--name", default="liverseg-resnet34-unet", help="model name in model.json")
     p.add_argument("--model-version", default="0.1.0", help="model version in model.json")
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         pretrained=args.pretrained,
         seed=args.seed,
+        threads=args.threads,
         overwrite=args.overwrite,
         max_train_slices=args.max_train_slices,
         name=args.name,

@@ -201,15 +201,22 @@ class ProgressLine(Callback):
     def __init__(self, every_s: float = 10.0, stream: Any = None) -> None:
         self.every_s = every_s
         self.stream = stream or sys.stderr
+        self.losses: list[float] = []  #: raw training loss of every batch
+        self.batch_seconds: list[float] = []
 
     def before_epoch(self) -> None:
         self.t0 = time.monotonic()
         self.last = self.t0
 
+    def before_batch(self) -> None:
+        self.tb = time.monotonic()
+
     def after_batch(self) -> None:
         if not self.training:
             return
         now = time.monotonic()
+        self.losses.append(float(self.loss))
+        self.batch_seconds.append(now - self.tb)
         n = len(self.dl)
         if now - self.last >= self.every_s or self.iter + 1 == n:
             self.last = now

@@ -38,7 +38,7 @@ from liverseg_studio.training.prepare import load_manifest
 CHECKPOINT_DIR = "checkpoints"
 LOG_NAME = "training_log.csv"
 PLOT_NAME = "training_plot.png"
-DEFAULT_LR = 2e-3
+DEFAULT_LR = 1e-3
 
 
 class TrainError(LiversegError):
@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     overwrite: bool = False
     max_train_slices: int | None = None
+    threads: int | None = None  #: torch CPU threads (None: torch's default)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     spec: PreprocessSpec = DEFAULT_SPEC
     name: str = "liverseg-resnet34-unet"
@@ -74,6 +75,8 @@ class TrainResult:
     validation: dict[str, Any]
     seconds: float
     card: dict[str, Any]
+    batch_losses: list[float] = field(default_factory=list)
+    batch_seconds: list[float] = field(default_factory=list)
 
 
 def resolve_device(name: str) -> str:
@@ -376,6 +379,10 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
     out.mkdir(parents=True, exist_ok=True)
     ckpt.mkdir(exist_ok=True)
 
+    if cfg.threads is not None:
+        if cfg.threads < 1:
+            raise TrainError("--threads must be >= 1")
+        torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -418,8 +425,8 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
         sug = learn.lr_find(show_plot=False)
         if use_bf16:
             learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, BF16Autocast)])
-        lr = float(np.clip(sug.valley, 1e-4, 1e-2))
-        lr_how = f"lr_find valley {sug.valley:.2e} clipped to [1e-4, 1e-2]"
+        lr = float(np.clip(sug.valley, 1e-4, 5e-3))
+        lr_how = f"lr_find valley {sug.valley:.2e} clipped to [1e-4, 5e-3]"
     else:
         lr = DEFAULT_LR
         lr_how = "default (lr_find skipped on CPU)"
@@ -430,7 +437,8 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
         saver.best = float(state["best"])
     info = {"size": cfg.size, "lr": lr, "lr_how": lr_how, "epochs": cfg.epochs, "bs": cfg.bs,
             "seconds": float(state.get("seconds", 0.0))}
-    cbs: list[Any] = [saver, EpochCheckpoint(info, saver), CSVLogger(fname=LOG_NAME, append=cfg.resume), ProgressLine()]
+    progress_cb = ProgressLine()
+    cbs: list[Any] = [saver, EpochCheckpoint(info, saver), CSVLogger(fname=LOG_NAME, append=cfg.resume), progress_cb]
     if use_bf16:
         cbs.insert(0, BF16Autocast(device))
     start_epoch = 0
@@ -505,6 +513,7 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
             "bf16": use_bf16,
             "device": _device_name(device),
             "training_seconds": round(seconds, 1),
+            "seconds_per_batch_median": round(float(np.median(progress_cb.batch_seconds)), 3) if progress_cb.batch_seconds else None,
             "software": _software_versions(),
             "log": LOG_NAME,
             "plot": PLOT_NAME,
@@ -518,4 +527,4 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
     write_card(out, card)
     say(f"train: done in {seconds:.0f}s; validation liver Dice per slice mean {val['dice_liver']['mean']} "
         f"median {val['dice_liver']['median']}; wrote {out}")
-    return TrainResult(out, cfg.epochs, rows, val, seconds, card.to_json())
+    return TrainResult(out, cfg.epochs, rows, val, seconds, card.to_json(), progress_cb.losses, progress_cb.batch_seconds)

@@ -110,25 +110,23 @@ class ThresholdBackend:
         diameter_px = 2.0 * np.sqrt(max(float(areas.max()), 1.0) / np.pi)
         erode_r = max(1, int(round(min(self.body_erosion_mm / px, 0.045 * diameter_px))))
         open_r = max(1, int(round(min(self.opening_mm / px, 0.022 * diameter_px))))
-        disc_e = _disc(erode_r)[None]
-        disc_o = _disc(open_r)[None]
         cand = np.zeros_like(body)
         for k in range(nz):
             step(nz + k)
             b = ndimage.binary_fill_holes(body[k])
-            b = ndimage.binary_erosion(b, structure=disc_e[0])
+            b = _erode(b, erode_r)
             c = (hu[k] >= liver_lo) & (hu[k] <= liver_hi) & b
-            cand[k] = ndimage.binary_opening(c, structure=disc_o[0])
+            cand[k] = _dilate(_erode(c, open_r), open_r)
         step(2 * nz)
 
         # 4. largest 3D component, re-grown within the candidates, holes filled
         liver = _largest_component(cand)
         if liver.any():
             raw = (hu >= liver_lo) & (hu <= liver_hi)
-            liver = ndimage.binary_dilation(liver, structure=disc_o, mask=raw) | liver
             for k in range(nz):
                 if liver[k].any():
-                    liver[k] = ndimage.binary_fill_holes(liver[k])
+                    grown = (_dilate(liver[k], open_r) & raw[k]) | liver[k]
+                    liver[k] = ndimage.binary_fill_holes(grown)
         labels = liver.astype(np.uint8)
         if progress is not None:
             progress(total, total)
@@ -144,10 +142,26 @@ class ThresholdBackend:
         return 350.0 / max(nx, ny)
 
 
-def _disc(radius: int) -> np.ndarray:
-    r = int(radius)
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    return (yy * yy + xx * xx) <= r * r
+def _erode(mask: np.ndarray, radius: float) -> np.ndarray:
+    """2D erosion by a disc of ``radius`` pixels (outside the image counts as background).
+
+    Through the Euclidean distance transform: linear in the pixels, whatever the
+    radius (scipy's ``binary_erosion`` with a 31x31 disc is ~100 times slower)."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.zeros_like(mask, dtype=bool)
+    padded = np.pad(mask, 1, constant_values=False)
+    return ndimage.distance_transform_edt(padded)[1:-1, 1:-1] > radius
+
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """2D dilation by a disc of ``radius`` pixels (see :func:`_erode`)."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.zeros_like(mask, dtype=bool)
+    return ndimage.distance_transform_edt(~mask) <= radius
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ run, with no network and no input files:
    back through the loader registry (shape and affine must survive); the
    volumetry of its truth labels (liver mL, one lesion and its diameter) and
    the libraries imported only on demand (scipy.spatial, highdicom, PIL);
+   the sample case (LiTS 117) read when installed or bundled (``resources/sample``);
 3. the backend: ``onnx`` loads the default model (``resources/models/default``,
    in a bundle ``sys._MEIPASS/resources/models/default``; ``--model DIR``
    overrides) -- when there is no default model the self-test fails (exit 1)
@@ -247,6 +248,30 @@ def run_self_test(
             return st
 
         run.step("volumetry (scipy, highdicom, PIL)", volumetry)
+
+        # 2c. the sample case (bundled under resources/sample, else the installed package) --------
+        def sample() -> Any:
+            from liverseg_studio.sample import sample_case
+
+            case = sample_case()
+            bundled = Path(bundle) / "resources" / "sample" if bundle else None
+            if case is None:
+                if bundled is not None and bundled.is_dir():
+                    raise SelfTestFailure(f"{bundled} exists but the sample case is not found there")
+                out("    no sample case in this installation (optional)")
+                return None
+            pm = state.get("pm")
+            if pm is None:
+                raise SelfTestSkip("no plugin manager (an earlier step failed)")
+            from liverseg_studio.plugins.registry import LoadOptions
+
+            vol = pm.loaders.load(case.image, LoadOptions())
+            if len(vol.shape) != 3 or min(vol.shape) < 2:
+                raise SelfTestFailure(f"{case.image}: unexpected shape {vol.shape}")
+            out(f"    {case.name}: {case.image} -> {vol.shape} (z, y, x) via loader {vol.loader!r}")
+            return case
+
+        run.step("sample case", sample)
 
         # 3. backend ------------------------------------------------------------------
         def load_backend() -> Any:

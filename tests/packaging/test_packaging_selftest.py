@@ -51,7 +51,7 @@ def test_self_test_passes_with_the_threshold_backend(capsys):
     rc, out = run(capsys, backend="threshold")
     assert rc == 0, out
     assert "SELF-TEST PASSED" in out
-    for step in ("plugin discovery", "synthetic CT -> NIfTI -> loader", "volumetry", "segment the phantom",
+    for step in ("plugin discovery", "synthetic CT -> NIfTI -> loader", "volumetry", "sample case", "segment the phantom",
                  "export NIfTI, PNG, JSON"):
         assert f"ok    {step}" in out, step
     assert "Dice vs phantom truth: liver 0.9" in out or "Dice vs phantom truth: liver 1.0" in out

@@ -180,3 +180,10 @@ def test_info_case117_has_unknown_spacing(capsys):
     out = capsys.readouterr().out
     assert "loader:     mrc" in out and "128 slices x 128 rows x 128 columns" in out
     assert "spacing:    unknown" in out
+
+
+def test_max_input_gb_limits_memory(nifti_phantom, capsys):
+    assert main(["info", str(nifti_phantom.path), "--max-input-gb", "0.00001"]) == 2
+    err = capsys.readouterr().err
+    assert "memory" in err and "limit" in err and len(err.strip().splitlines()) == 1
+    assert main(["info", str(nifti_phantom.path), "--max-input-gb", "1"]) == 0

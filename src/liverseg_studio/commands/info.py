@@ -25,12 +25,34 @@ def add_load_options(p: argparse.ArgumentParser) -> None:
         help="HU of grey 0 and grey 255 for 8-bit images (default 0,255)",
     )
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID when a DICOM folder holds several series")
+    p.add_argument(
+        "--max-input-gb",
+        type=parse_gigabytes,
+        metavar="GB",
+        help="refuse inputs whose decoded voxels would need more memory than this (default 4)",
+    )
+
+
+def parse_gigabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GB, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a positive number of GB, got {text!r}")
+    return value
 
 
 def load_options(args: argparse.Namespace):
     from liverseg_studio.plugins.registry import LoadOptions
 
-    return LoadOptions(input_window=getattr(args, "input_window", None), series_uid=getattr(args, "series", None))
+    extra = {}
+    gb = getattr(args, "max_input_gb", None)
+    if gb is not None:
+        extra["max_bytes"] = int(gb * 1024**3)
+    return LoadOptions(
+        input_window=getattr(args, "input_window", None), series_uid=getattr(args, "series", None), **extra
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -43,6 +43,8 @@ def test_nifti_phantom_report_mask_and_montage(plugin_manager, analytic_nifti, a
     assert lesion["volume_ml"] == pytest.approx(tumour_ml, rel=0.01)
     assert lesion["longest_axial_diameter_mm"] == pytest.approx(tumour_diameter_mm(), abs=1.0)
     assert lesion["centroid_slice"] in (19, 20)
+    centre = analytic_phantom.affine @ np.array([0.36 * 128 - 0.5, 0.47 * 128 - 0.5, 0.5 * 40 - 0.5, 1.0])
+    np.testing.assert_allclose(lesion["centroid_ras_mm"], centre[:3], atol=0.5)
     assert report["input"]["loader"] == "nifti"
     assert report["input"]["shape_zyx"] == [40, 128, 128]
     assert report["input"]["spacing_mm_zyx"] == pytest.approx([2.0, 0.9, 0.9])

@@ -525,7 +525,7 @@ def report_dict(
         "tumour_burden_percent": None if st.tumour_burden_percent is None else round(st.tumour_burden_percent, 3),
         "liver_voxels": st.liver_voxels,
         "tumour_voxels": st.tumour_voxels,
-        "lesions": [les.to_json() for les in st.lesions],
+        "lesions": [_lesion_json(les, vol) for les in st.lesions],
         "volumetry": st.to_json(),
         "labels": LABEL_TABLE,
         "outputs": {k: Path(p).name for k, p in (outputs or {}).items()},
@@ -535,6 +535,14 @@ def report_dict(
         report["liver_area_px"] = st.liver_voxels
         report["tumour_area_px"] = st.tumour_voxels
     return report
+
+
+def _lesion_json(lesion: Any, volume: Volume) -> dict[str, Any]:
+    d = lesion.to_json()
+    if volume.spacing_known:
+        z, y, x = lesion.centroid_zyx
+        d["centroid_ras_mm"] = [round(float(v), 2) for v in volume.index_to_world(z, y, x)]
+    return d
 
 
 def write_report(

@@ -322,3 +322,15 @@ def test_input_window_reaches_the_loader(plugin_manager, tmp_path):
     ) == 0
     assert json.loads((out1 / "w_report.json").read_text())["liver_voxels"] == 0
     assert json.loads((out2 / "w_report.json").read_text())["liver_voxels"] == 400
+
+
+def test_folder_batch_of_a_nifti_and_a_dicom_series_folder(plugin_manager, analytic_nifti, analytic_series, tmp_path):
+    series_folder, _, _ = analytic_series
+    batch = analytic_nifti.parent
+    (batch / "series_b").symlink_to(series_folder, target_is_directory=True)
+    out = tmp_path / "out"
+    rc = _run(str(batch), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "json,dicom-seg")
+    assert rc == 0
+    assert _files(out) == {"abdomen_report.json", "series_b_report.json", "series_b_seg.dcm"}
+    report = json.loads((out / "abdomen_report.json").read_text())
+    assert "dicom-seg not written: the input is not DICOM" in report["notes"]

@@ -187,3 +187,23 @@ def test_windowed_rgb_slice_overlay_keeps_the_input_size(tmp_path):
     assert not np.array_equal(overlay[12, 12], [200, 0, 0])  # tumour tinted
     report = json.loads(written["report"].read_text())
     assert report["liver_area_px"] == 500 and report["tumour_area_px"] == 25 and report["liver_ml"] is None
+
+
+def test_failing_dicom_seg_is_skipped_only_when_optional(tmp_path):
+    ph = make_phantom((6, 32, 32))
+    paths = write_ct_series(tmp_path / "series", ph.hu, ph.affine)
+    shifted = ph.affine.copy()
+    shifted[2, 3] += 7.3  # the SEG cannot place the frames: a LiversegError
+    vol = ph.volume(affine=shifted, loader="dicom-series", meta={"files": [str(p) for p in paths]})
+    res = segment_volume(vol, TruthBackend())
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(LiversegError, match="geometry"):
+        ex.export_result(res, out, "s", ("nifti", "dicom-seg", "json"))
+    assert _names(out) == set()
+    skipped: dict[str, str] = {}
+    written = ex.export_result(res, out, "s", ("nifti", "dicom-seg", "json"), optional=("dicom-seg",), skipped=skipped)
+    assert set(written) == {"mask_nifti", "report"} and "geometry" in skipped["dicom-seg"]
+    report = json.loads(written["report"].read_text())
+    assert any(n.startswith("dicom-seg not written") for n in report["notes"])
+    assert "dicom_seg" not in report["outputs"]

@@ -255,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     bar.close()
                 t1 = time.perf_counter()
+                not_written: dict[str, str] = {}
                 written = export_result(
                     result,
                     out_dir,
@@ -264,7 +265,12 @@ def run(args: argparse.Namespace) -> int:
                     input_path=path,
                     load_seconds=load_s,
                     notes=notes,
+                    # a DICOM SEG that highdicom cannot make fails the input only when asked for
+                    optional=() if explicit_formats else ("dicom-seg",),
+                    skipped=not_written,
                 )
+                for fmt, why in not_written.items():
+                    print(f"{prefix}: warning: {fmt} not written: {why}", file=err)
                 export_s = time.perf_counter() - t1
             except KeyboardInterrupt:
                 raise

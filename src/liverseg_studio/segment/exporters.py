@@ -574,6 +574,8 @@ def export_result(
     input_path: str | Path | None = None,
     load_seconds: float | None = None,
     notes: Sequence[str] = (),
+    optional: Iterable[str] = (),
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one input; returns key -> path of what was written.
 
@@ -581,11 +583,27 @@ def export_result(
     complete are they renamed into place, so a failure or an interrupt
     (Ctrl-C, SIGTERM turned into KeyboardInterrupt) leaves nothing of this
     input behind.
+
+    Formats in ``optional`` (only ``"dicom-seg"`` can fail on its own: source
+    headers that highdicom cannot use) are left out with a note in the report
+    instead of failing the input; ``skipped`` (if given) receives format -> reason.
     """
     out = Path(out_dir)
     plan = planned_outputs(result.volume, name, out, formats)
     check_can_write(plan.values(), overwrite=overwrite)
+    notes = list(notes)
     writers: dict[str, Callable[[Path], None]] = {}
+    seg_dataset: Any = None
+    if "dicom_seg" in plan:
+        try:
+            seg_dataset = dicom_seg_dataset(result)  # before any file is written
+        except LiversegError as exc:
+            if "dicom-seg" not in set(optional):
+                raise
+            del plan["dicom_seg"]
+            notes.append(f"dicom-seg not written: {exc}")
+            if skipped is not None:
+                skipped["dicom-seg"] = str(exc)
     if "mask_nifti" in plan:
 
         def _nii(tmp: Path) -> None:
@@ -601,7 +619,7 @@ def export_result(
             overlay_rgb(display_slice(result.volume, 0), result.labels[0]), tmp
         )
     if "dicom_seg" in plan:
-        writers["dicom_seg"] = lambda tmp: dicom_seg_dataset(result).save_as(str(tmp), enforce_file_format=True)
+        writers["dicom_seg"] = lambda tmp: seg_dataset.save_as(str(tmp), enforce_file_format=True)
     if "montage" in plan:
         writers["montage"] = lambda tmp: _pil_save(montage_image(result), tmp)
     if "report" in plan:

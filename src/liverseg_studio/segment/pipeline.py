@@ -185,6 +185,12 @@ def segment_volume(
 
     t0 = time.perf_counter()
     report: PostprocessReport | None = None
+    # 3D post-processing (largest liver component, tumour inside liver, small
+    # components) is for volumes.  A single 2D slice is kept as predicted: its
+    # liver may show as separate pieces (lobes at the liver's edge), and a
+    # small liver cross-section is real, not noise (measured on the validation
+    # split: per-slice liver Dice mean 0.66 with 3D rules applied to slices, 0.75 without).
+    postprocess = bool(postprocess) and not volume.is_2d
     if postprocess:
         spacing = volume.spacing if volume.spacing_known else None
         labels, report = postprocess_labels(  # type: ignore[misc]

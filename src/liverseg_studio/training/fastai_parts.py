@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
+from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import Metric
 
 from liverseg_studio.training.data import PARTIAL
@@ -165,6 +166,48 @@ class BF16Autocast(Callback):
         self.after_loss()
 
 
+class BestModelSaver(SaveModelCallback):
+    """SaveModelCallback that ignores the epochs skipped when resuming (``fit(start_epoch=)``).
+
+    fastai calls ``after_epoch`` for skipped epochs too, with no recorded values.
+    """
+
+    def __init__(self, *args: Any, skip_to: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skip_to = skip_to
+
+    def after_epoch(self) -> None:
+        if self.epoch < self.skip_to or not self.recorder.values or not len(self.recorder.values[-1]):
+            return
+        super().after_epoch()
+
+
+class CsvEpochLog(Callback):
+    """Append one CSV row per trained epoch (header once; skipped epochs of a resume are not written)."""
+
+    order = 60  # after the Recorder (50)
+
+    def __init__(self, path: Path, skip_to: int = 0) -> None:
+        self.path = Path(path)
+        self.skip_to = skip_to
+        self._t0 = 0.0
+
+    def before_epoch(self) -> None:
+        self._t0 = time.monotonic()
+
+    def after_epoch(self) -> None:
+        if self.epoch < self.skip_to or not self.recorder.values or not len(self.recorder.values[-1]):
+            return
+        names = [n for n in self.recorder.metric_names if n not in ("epoch", "time")]
+        vals = list(self.recorder.values[-1])
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", encoding="utf-8") as fh:
+            if new:
+                fh.write(",".join(["epoch", *names, "seconds"]) + "\n")
+            cells = [str(int(self.epoch))] + [f"{float(v):.6g}" for v in vals[: len(names)]]
+            fh.write(",".join(cells + [f"{time.monotonic() - self._t0:.1f}"]) + "\n")
+
+
 class EpochCheckpoint(Callback):
     """After every epoch: ``checkpoints/last.pth`` (model + optimizer) and ``checkpoints/state.json``.
 
@@ -173,11 +216,14 @@ class EpochCheckpoint(Callback):
 
     order = 70  # after SaveModelCallback (61) has updated its best value
 
-    def __init__(self, info: dict[str, Any], tracker: Any = None) -> None:
+    def __init__(self, info: dict[str, Any], tracker: Any = None, skip_to: int = 0) -> None:
         self.info = info
         self.tracker = tracker
+        self.skip_to = skip_to
 
     def after_epoch(self) -> None:
+        if self.epoch < self.skip_to:
+            return
         self.learn.save("last", with_opt=True)
         best = getattr(self.tracker, "best", None) if self.tracker is not None else None
         state = dict(self.info)
@@ -240,6 +286,8 @@ class EpochLogger:
     def __call__(self, values: Any) -> None:
         names = list(getattr(self.learn.recorder, "metric_names", []))
         vals = list(values)
+        if len(vals) <= 2:  # an epoch skipped on resume: nothing was measured
+            return
         parts = []
         for n, v in zip(names, vals):
             if isinstance(v, float):

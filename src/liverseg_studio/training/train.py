@@ -407,10 +407,13 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
     valid_ds = SegDataset(valid_store, None, cfg.spec)
     learn = build_learner(train_ds, valid_ds, cfg, out, device, pretrained, workers)
 
-    from fastai.callback.tracker import SaveModelCallback
-    from fastai.callback.progress import CSVLogger
-
-    from liverseg_studio.training.fastai_parts import BF16Autocast, EpochCheckpoint, ProgressLine
+    from liverseg_studio.training.fastai_parts import (
+        BestModelSaver,
+        BF16Autocast,
+        CsvEpochLog,
+        EpochCheckpoint,
+        ProgressLine,
+    )
 
     # learning rate
     if cfg.lr is not None:
@@ -432,15 +435,6 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
         lr_how = "default (lr_find skipped on CPU)"
     say(f"train: lr_max {lr:.2e} ({lr_how})")
 
-    saver = SaveModelCallback(monitor="dice_liver", comp=np.greater, fname="best", reset_on_fit=not cfg.resume)
-    if cfg.resume and state.get("best") is not None:
-        saver.best = float(state["best"])
-    info = {"size": cfg.size, "lr": lr, "lr_how": lr_how, "epochs": cfg.epochs, "bs": cfg.bs,
-            "seconds": float(state.get("seconds", 0.0))}
-    progress_cb = ProgressLine()
-    cbs: list[Any] = [saver, EpochCheckpoint(info, saver), CSVLogger(fname=LOG_NAME, append=cfg.resume), progress_cb]
-    if use_bf16:
-        cbs.insert(0, BF16Autocast(device))
     start_epoch = 0
     if cfg.resume:
         learn.load("last", with_opt=True, device=device)
@@ -449,6 +443,17 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
             say(f"train: checkpoint already finished epoch {start_epoch}/{cfg.epochs}; writing the model")
         else:
             say(f"train: resuming at epoch {start_epoch + 1}/{cfg.epochs}")
+    saver = BestModelSaver(monitor="dice_liver", comp=np.greater, fname="best", reset_on_fit=not cfg.resume,
+                           skip_to=start_epoch)
+    if cfg.resume and state.get("best") is not None:
+        saver.best = float(state["best"])
+    info = {"size": cfg.size, "lr": lr, "lr_how": lr_how, "epochs": cfg.epochs, "bs": cfg.bs,
+            "seconds": float(state.get("seconds", 0.0))}
+    progress_cb = ProgressLine()
+    cbs: list[Any] = [saver, EpochCheckpoint(info, saver, skip_to=start_epoch),
+                      CsvEpochLog(out / LOG_NAME, skip_to=start_epoch), progress_cb]
+    if use_bf16:
+        cbs.insert(0, BF16Autocast(device))
     lr_max: Any = slice(lr / 10, lr) if pretrained else lr
     t0 = time.monotonic()
     if start_epoch < cfg.epochs:
@@ -479,7 +484,7 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
             say(f"train: warning: could not draw {PLOT_NAME}: {exc}")
     exported = False
     try:
-        learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ("BF16Autocast", "EpochCheckpoint", "ProgressLine", "CSVLogger", "SaveModelCallback")])
+        learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ in ("BF16Autocast", "EpochCheckpoint", "ProgressLine", "CsvEpochLog", "BestModelSaver")])
         learn.export(out / "export.pkl")
         exported = True
     except Exception as exc:  # noqa: BLE001 - export.pkl is a convenience

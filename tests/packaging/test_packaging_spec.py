@@ -41,7 +41,11 @@ class Analysis(_Recorder):
         self.scripts = [("pyiboot01_bootstrap", "/x/boot.py", "PYSOURCE"), ("pyi_rth_pyside6", "/x/rth.py", "PYSOURCE")]
         self.scripts += [(Path(s).stem, s, "PYSOURCE") for s in self.scripts_in]
         self.pure, self.binaries = [], [("libQt6Quick.so.6", "/x/libQt6Quick.so.6", "BINARY"),
-                                        ("libQt6Core.so.6", "/x/libQt6Core.so.6", "BINARY")]
+                                        ("libQt6Core.so.6", "/x/libQt6Core.so.6", "BINARY"),
+                                        ("PySide6/Qt/plugins/platformthemes/libqgtk3.so", "/x/libqgtk3.so", "BINARY"),
+                                        ("libpango-1.0.so.0", "/x/libpango-1.0.so.0", "BINARY"),
+                                        ("pillow.libs/libharfbuzz-fb49c9fc.so.0", "/x/libharfbuzz-fb.so", "BINARY"),
+                                        ("PySide6/Qt/plugins/platforms/libqxcb.so", "/x/libqxcb.so", "BINARY")]
         self.datas = list(kwargs["datas"]) + [("PySide6/Qt/qml/QtQuick/qmldir", "/x/qmldir", "DATA"),
                                               ("PySide6/Qt/translations/qt_de.qm", "/x/qt_de.qm", "DATA")]
 
@@ -143,6 +147,10 @@ def test_torch_fastai_and_export_tooling_are_excluded(spec_with_model):
     (coll,) = spec_with_model.COLLECT
     binaries = [t[0] for arg in coll.args if isinstance(arg, list) for t in arg]
     assert "libQt6Core.so.6" in binaries and "libQt6Quick.so.6" not in binaries
+    # the GTK theme plugin and the libraries only it needs go; Pillow's own copies and xcb stay
+    assert "PySide6/Qt/plugins/platformthemes/libqgtk3.so" not in binaries and "libpango-1.0.so.0" not in binaries
+    assert "pillow.libs/libharfbuzz-fb49c9fc.so.0" in binaries
+    assert "PySide6/Qt/plugins/platforms/libqxcb.so" in binaries
     datas = [t[0] for arg in coll.args if isinstance(arg, list) for t in arg]
     assert not [d for d in datas if d.startswith(("PySide6/Qt/qml/", "PySide6/Qt/translations/"))]
 

@@ -7,7 +7,8 @@
 #    namespace with no interfaces, where permitted) and a socket guard that refuses and
 #    logs every internet connect/DNS lookup (liverseg_studio.selftest.install_network_guard,
 #    installed by the frozen entry scripts when $LIVERSEG_NETGUARD_LOG is set);
-# 2. (the studio's self-test also opens its window offscreen);
+# 2. (the studio's self-test also opens its window: offscreen, and under Xvfb with the xcb
+#    platform plugin when xvfb-run is installed);
 # 3. `liverseg plugins`: every plugin loads; the fastai backend says it is unavailable;
 # 4. the frozen CLI `segment` on a NIfTI volume generated here into build/package-test/,
 #    with networking blocked; the outputs must exist;
@@ -91,6 +92,17 @@ for run in "${RUNS[@]}"; do
         || fail "liverseg-studio --self-test $run"
     check_network
 done
+
+# The real windowing platform (xcb) under Xvfb, where installed (`make screenshots` installs it).
+if command -v xvfb-run >/dev/null 2>&1; then
+    step "liverseg-studio --self-test --backend threshold under Xvfb (QT_QPA_PLATFORM=xcb)"
+    "${OFFLINE[@]}" xvfb-run -a -s "-screen 0 1280x1024x24" env QT_QPA_PLATFORM=xcb \
+        "$BUNDLE/liverseg-studio" --self-test --backend threshold 2>&1 | tail -4
+    [ "${PIPESTATUS[0]}" = 0 ] || fail "liverseg-studio --self-test under Xvfb (xcb)"
+    check_network
+else
+    echo "package-test: note: xvfb-run not installed: the xcb platform plugin is not tested (offscreen only)"
+fi
 
 if [ "$HAS_MODEL" = 0 ]; then
     step "liverseg --self-test without a model must fail clearly"

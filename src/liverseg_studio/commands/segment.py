@@ -77,7 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: nifti,dicom-seg,png,json (default: all; dicom-seg only for DICOM inputs)",
     )
     p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for inference")
-    p.add_argument("--no-postprocess", action="store_true", help="skip the 3D post-processing")
+    p.add_argument(
+        "--no-postprocess",
+        action="store_true",
+        help="skip the 3D post-processing (largest liver component, tumour only in the liver, small "
+        "tumours; volumes only: single slices are never post-processed)",
+    )
     p.add_argument(
         "--min-component-mm3",
         type=_non_negative_float,

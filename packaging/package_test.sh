@@ -96,9 +96,12 @@ done
 # The real windowing platform (xcb) under Xvfb, where installed (`make screenshots` installs it).
 if command -v xvfb-run >/dev/null 2>&1; then
     step "liverseg-studio --self-test --backend threshold under Xvfb (QT_QPA_PLATFORM=xcb)"
-    "${OFFLINE[@]}" xvfb-run -a -s "-screen 0 1280x1024x24" env QT_QPA_PLATFORM=xcb \
-        "$BUNDLE/liverseg-studio" --self-test --backend threshold 2>&1 | tail -4
-    [ "${PIPESTATUS[0]}" = 0 ] || fail "liverseg-studio --self-test under Xvfb (xcb)"
+    if ! "${OFFLINE[@]}" xvfb-run -a -s "-screen 0 1280x1024x24" env QT_QPA_PLATFORM=xcb \
+            "$BUNDLE/liverseg-studio" --self-test --backend threshold > "$WORK/xvfb.log" 2>&1; then
+        tail -20 "$WORK/xvfb.log"
+        fail "liverseg-studio --self-test under Xvfb (xcb)"
+    fi
+    tail -4 "$WORK/xvfb.log"
     check_network
 else
     echo "package-test: note: xvfb-run not installed: the xcb platform plugin is not tested (offscreen only)"

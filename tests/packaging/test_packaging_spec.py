@@ -125,8 +125,8 @@ def test_each_executable_runs_its_own_entry_script_after_the_runtime_hooks(spec_
         assert {"entry_cli", "entry_studio"} - {entry} & set(scripts) == set()
 
 
-def test_entry_scripts_exist_and_handle_self_test():
-    (a,) = run_spec(pytest.MonkeyPatch()).Analysis
+def test_entry_scripts_exist_and_handle_self_test(monkeypatch):
+    (a,) = run_spec(monkeypatch).Analysis
     for script in a.args[0]:
         text = Path(script).read_text(encoding="utf-8")
         assert "--self-test" in text and "liverseg_studio.selftest" in text

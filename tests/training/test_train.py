@@ -57,6 +57,8 @@ def test_one_epoch_loss_decreases_and_model_dir_is_complete(tiny_prepared: Path,
     assert "non-commercial" in card["licence"]
     v = card["metrics"]["validation"]["dice_liver"]
     assert v["n"] > 0 and 0.0 <= v["mean"] <= 1.0
+    syn = card["metrics"]["validation"]["synthetic_tumours"]
+    assert syn["n_slices"] > 0 and "monitoring only" in syn["what"]
     assert card["preprocessing"]["windows"] == [[150.0, 30.0], [200.0, 60.0]]
 
     # the weights load strictly into the shared architecture builder

@@ -18,7 +18,7 @@ from typing import Sequence
 from liverseg_studio import __version__
 from liverseg_studio.core.errors import LiversegError
 
-COMMANDS = ("plugins", "info", "prepare", "segment", "train", "evaluate", "bench")
+COMMANDS = ("plugins", "info", "prepare", "segment", "train", "evaluate", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

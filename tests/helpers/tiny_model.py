@@ -159,7 +159,7 @@ class TinyModel:
 _CACHE: dict[str, TinyModel] = {}
 
 
-def write_prepared_set(root: Path, n_train: int = 12, n_valid: int = 8, seed: int = 5) -> Path:
+def write_prepared_set(root: Path, n_train: int = 12, n_valid: int = 16, seed: int = 5) -> Path:
     """A folder shaped like ``liverseg prepare`` output: images/*.jpg, masks/*.png, manifest.json."""
     from PIL import Image
 
@@ -181,7 +181,7 @@ def write_prepared_set(root: Path, n_train: int = 12, n_valid: int = 8, seed: in
     return root
 
 
-def build_tiny_model(root: Path, *, steps: int = 300, finetune_steps: int = 12, seed: int = 0) -> TinyModel:
+def build_tiny_model(root: Path, *, steps: int = 300, finetune_steps: int = 24, seed: int = 0) -> TinyModel:
     """Train, save and export the tiny model under ``root`` (see the module docstring)."""
     import torch
 
@@ -208,7 +208,7 @@ def build_tiny_model(root: Path, *, steps: int = 300, finetune_steps: int = 12, 
     )
     card.record_file("safetensors", model_dir)
     write_card(model_dir, card)
-    report = export_model(model_dir, int8=True, calib=data_dir, n_calib=12, n_valid=8, log=lambda s: None)
+    report = export_model(model_dir, int8=True, calib=data_dir, n_calib=12, n_valid=16, log=lambda s: None)
     return TinyModel(model_dir, data_dir, report.to_json(), time.perf_counter() - t0)
 
 

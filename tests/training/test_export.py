@@ -76,7 +76,7 @@ def test_card_records_hashes_and_agreement(tiny_model):
     agree = card.metrics["export"]["int8_vs_fp32"]
     print(f"\nexport: int8 vs fp32 on validation slices {agree}")
     assert agree["mean"] >= 0.98
-    assert card.metrics["export"]["validation_slices"] == 8
+    assert card.metrics["export"]["validation_slices"] == 16
 
 
 def test_label_agreement():

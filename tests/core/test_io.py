@@ -112,3 +112,19 @@ def test_remove_stale_temps_only_touches_this_process(tmp_path):
     user.write_bytes(b"user")
     assert remove_stale_temps(tmp_path) == [mine]
     assert _names(tmp_path) == {other.name, "a.png"}
+
+
+def test_oserror_while_writing_becomes_output_write_error(tmp_path):
+    import errno
+
+    from liverseg_studio.core.io import OutputWriteError, atomic_write
+
+    dest = tmp_path / "mask.nii.gz"
+
+    def write(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputWriteError, match="No space left on device"):
+        atomic_write(dest, write)
+    assert list(tmp_path.iterdir()) == []

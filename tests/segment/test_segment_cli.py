@@ -334,3 +334,24 @@ def test_folder_batch_of_a_nifti_and_a_dicom_series_folder(plugin_manager, analy
     assert _files(out) == {"abdomen_report.json", "series_b_report.json", "series_b_seg.dcm"}
     report = json.loads((out / "abdomen_report.json").read_text())
     assert "dicom-seg not written: the input is not DICOM" in report["notes"]
+
+
+def test_full_disk_is_a_clear_error_and_leaves_no_partial_files(plugin_manager, analytic_nifti, tmp_path, monkeypatch, capsys):
+    """A disk that fills up while the mask is written: one clear line, exit 2, nothing half-written."""
+    import errno
+
+    real_save = nib.save
+
+    def full_disk(img, filename, *a, **k):
+        real_save(img, filename, *a, **k)  # bytes reach the temporary file, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filename))
+
+    monkeypatch.setattr(nib, "save", full_disk)  # the exporters import nibabel lazily
+    out = tmp_path / "out"
+    rc = _run(str(analytic_nifti), "--out", str(out), "--backend", TRUTH_BACKEND)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "No space left on device" in err
+    assert "Traceback" not in err
+    assert not any(name.startswith(TEMP_PREFIX) for name in _files(out))
+    assert not any(name.endswith(".nii.gz") for name in _files(out))

@@ -36,6 +36,14 @@ class OutputExistsError(LiversegError):
         super().__init__(f"{self.path}: output exists (use --overwrite to replace it)")
 
 
+class OutputWriteError(LiversegError):
+    """An output could not be written (e.g. the disk is full); nothing partial is left behind."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        self.path = Path(path)
+        super().__init__(f"{path}: cannot write: {exc.strerror or exc}")
+
+
 def temp_path_for(path: os.PathLike[str] | str) -> Path:
     """A fresh temporary path beside ``path`` that keeps its suffixes."""
     p = Path(path)
@@ -99,6 +107,8 @@ def atomic_output(path: os.PathLike[str] | str, *, overwrite: bool = False) -> I
         if not tmp.exists():
             raise LiversegError(f"{dest}: nothing was written")
         _commit(tmp, dest, overwrite)
+    except OSError as exc:  # full disk, read-only folder, quota...: one clear line, nothing half-written
+        raise OutputWriteError(dest, exc) from exc
     finally:
         # after a successful os.replace/os.link+unlink the temp no longer exists
         _unlink_quietly(tmp)

@@ -18,6 +18,9 @@ from typing import Sequence
 from liverseg_studio import __version__
 from liverseg_studio.core.errors import LiversegError
 
+#: Modules of the optional ``train`` extra: a missing one is a set-up matter, not a bug.
+TRAIN_EXTRA_MODULES = frozenset({"torch", "torchvision", "fastai", "onnx", "onnxscript", "safetensors", "matplotlib"})
+
 COMMANDS = ("plugins", "info", "prepare", "segment", "train", "evaluate", "export", "bench")
 
 
@@ -64,15 +67,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print(f"liverseg {args.command}: error: not enough memory", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - last line of defence
-        if os.environ.get("LIVERSEG_DEBUG"):
-            traceback.print_exc()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
+            return _internal_error(args.command, exc)
         print(
-            f"liverseg {args.command}: internal error: {type(exc).__name__}: {one_line(exc)} "
-            "(set LIVERSEG_DEBUG=1 for the traceback)",
+            f"liverseg {args.command}: error: this command needs {exc.name} (install the 'train' extra: "
+            "pip install 'liverseg-studio[train]'; the offline executable ships without PyTorch)",
             file=sys.stderr,
         )
-        return 1
+        return 2
+    except Exception as exc:  # noqa: BLE001 - last line of defence
+        return _internal_error(args.command, exc)
+
+
+def _internal_error(command: str, exc: BaseException) -> int:
+    if os.environ.get("LIVERSEG_DEBUG"):
+        traceback.print_exception(exc)
+    print(
+        f"liverseg {command}: internal error: {type(exc).__name__}: {one_line(exc)} "
+        "(set LIVERSEG_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -187,3 +187,20 @@ def test_max_input_gb_limits_memory(nifti_phantom, capsys):
     err = capsys.readouterr().err
     assert "memory" in err and "limit" in err and len(err.strip().splitlines()) == 1
     assert main(["info", str(nifti_phantom.path), "--max-input-gb", "1"]) == 0
+
+
+def test_missing_train_extra_is_a_clear_set_up_error(monkeypatch, capsys):
+    """In the offline executable (no PyTorch) torch-only commands say what is missing, exit 2."""
+    import argparse
+
+    from liverseg_studio import cli
+
+    def needs_torch(args):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    parser = argparse.ArgumentParser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser.set_defaults(func=needs_torch, command="train")
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert "needs torch" in err and "train" in err and "Traceback" not in err

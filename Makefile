@@ -67,5 +67,9 @@ package: setup
 package-test: package
 	PY=$(PY) packaging/package_test.sh
 
+# Measured CPU speed (a benchmark, not a test): prints the table, writes runs/bench.json
+bench: setup
+	$(VENV)/bin/liverseg bench --json runs/bench.json
+
 clean:
 	rm -rf $(VENV) build dist

@@ -259,3 +259,18 @@ def test_plugin_import_is_cheap_and_registers_both_backends():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "HEAVY []" in r.stdout
+
+
+def test_cli_segment_refuses_pickle_without_trust_pickle_and_passes_the_flag(tmp_path, nifti_phantom, capsys):
+    """`liverseg segment --backend fastai` on a pickle-only model: refused (nothing runs) unless --trust-pickle."""
+    from liverseg_studio import cli
+
+    marker = tmp_path / "PWNED"
+    mdir = write_pickle_only_model(tmp_path / "m", marker, with_card_hash=True)
+    args = ["segment", str(nifti_phantom.path), "--out", str(tmp_path / "out"), "--backend", "fastai", "--model", str(mdir)]
+    assert cli.main(args) == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert not marker.exists()
+    with pytest.warns(UserWarning):
+        assert cli.main(args + ["--trust-pickle"]) == 2  # not a Learner, but the flag reached the backend
+    assert marker.exists()

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from liverseg_studio.commands.common import add_trust_pickle_option, load_backend
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,12 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR")
     p.add_argument("--no-postprocess", action="store_true", help="score the backend's raw labels")
     p.add_argument("--threads", type=int, default=None, help="inference threads")
+    add_trust_pickle_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from liverseg_studio.core.errors import BackendError, LiversegError
     from liverseg_studio.plugins.manager import get_plugin_manager
     from liverseg_studio.plugins.registry import LoadOptions
     from liverseg_studio.segment.pipeline import model_info
@@ -45,16 +47,7 @@ def run(args: argparse.Namespace) -> int:
         cases = cases_from_prepared(args.data[0], args.split)
     else:
         cases = cases_from_files(args.data, args.labels, lambda p: pm.loaders.load(p, LoadOptions()))
-    spec = pm.backends.get(args.backend)
-    try:
-        backend = spec.factory()
-        if args.model is not None and not args.model.is_dir():
-            raise BackendError(f"{args.model}: model folder does not exist")
-        backend.load(args.model, threads=args.threads)
-    except (LiversegError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise BackendError(f"backend {args.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
+    backend = load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
     try:
         info = model_info(backend).to_json()
     except Exception:  # noqa: BLE001 - the report can live without it

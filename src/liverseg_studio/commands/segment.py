@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from liverseg_studio.commands.common import add_trust_pickle_option
 from liverseg_studio.commands.info import add_load_options, load_options
 
 DEFAULT_BACKEND = "onnx"
@@ -77,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: nifti,dicom-seg,png,json (default: all; dicom-seg only for DICOM inputs)",
     )
     p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for inference")
+    add_trust_pickle_option(p)
     p.add_argument(
         "--no-postprocess",
         action="store_true",
@@ -173,20 +175,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _load_backend(pm: Any, args: argparse.Namespace) -> Any:
-    from liverseg_studio.core.errors import BackendError, LiversegError
+    from liverseg_studio.commands.common import load_backend
 
-    spec = pm.backends.get(args.backend)
-    try:
-        backend = spec.factory()
-        model_dir = Path(args.model) if args.model else None
-        if model_dir is not None and not model_dir.is_dir():
-            raise BackendError(f"{model_dir}: model folder does not exist")
-        backend.load(model_dir, threads=args.threads)
-    except (LiversegError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - a plugin bug is a clear one-line error
-        raise BackendError(f"backend {args.backend!r} failed to load: {type(exc).__name__}: {exc}") from exc
-    return backend
+    return load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
 
 
 def _fmt_ml(value: float | None, voxels: int) -> str:

@@ -1,0 +1,39 @@
+"""Helpers shared by the sub-commands that run a segmentation backend."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_trust_pickle_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow the fastai backend to unpickle export.pkl (pickle runs arbitrary code: only for models you trust)",
+    )
+
+
+def load_backend(pm: Any, name: str, model: Path | str | None, *, threads: int | None, trust_pickle: bool = False) -> Any:
+    """Create backend ``name`` and load ``model`` (None: the default model); every failure is a BackendError."""
+    from liverseg_studio.core.errors import BackendError, LiversegError
+
+    spec = pm.backends.get(name)
+    try:
+        backend = spec.factory()
+        model_dir = Path(model) if model else None
+        if model_dir is not None and not model_dir.is_dir():
+            raise BackendError(f"{model_dir}: model folder does not exist")
+        if trust_pickle:
+            if not hasattr(backend, "trust_pickle"):
+                raise BackendError(f"backend {name!r} loads no pickles; --trust-pickle does not apply")
+            print("warning: --trust-pickle: export.pkl may be unpickled (it can run arbitrary code)", file=sys.stderr)
+            backend.trust_pickle = True
+        backend.load(model_dir, threads=threads)
+    except (LiversegError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin bug is a clear one-line error
+        raise BackendError(f"backend {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
+    return backend

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -250,6 +249,17 @@ def make_bench_volume(path: Path, shape: tuple[int, int, int] = (200, 512, 512))
     return path
 
 
+def _vm_hwm_kb(pid: int) -> int:
+    """Peak resident set size (kB) of a running process, from /proc (0 when unavailable)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _py() -> str:
     return sys.executable
 
@@ -263,17 +273,22 @@ def bench_end_to_end(model_dir: Path | None, threads: int, log: LogFn = print) -
         if model_dir is not None:
             cmd += ["--model", str(model_dir)]
         log("  end to end: liverseg segment on a 512x512x200 volume ...")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak_kb = 0
+        # The child's own high-water mark (VmHWM, reset by exec), polled until it exits.
+        # (RUSAGE_CHILDREN would count the forked copy of this process, torch and all.)
+        while proc.poll() is None:
+            peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+            time.sleep(0.05)
         wall = time.perf_counter() - t
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        stdout, stderr = proc.communicate()
         if proc.returncode != 0:
-            raise RuntimeError(f"liverseg segment failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+            raise RuntimeError(f"liverseg segment failed ({proc.returncode}): {stderr.strip()[-2000:]}")
         out["volume_seconds"] = wall
         out["volume_slices"] = 200
         out["end_to_end_s_per_slice"] = wall / 200
-        out["peak_rss_mb"] = (peak_kb if peak_kb > before else peak_kb) / 1024.0
+        out["peak_rss_mb"] = peak_kb / 1024.0
         reports = list((Path(tmp) / "out").glob("*_report.json"))
         if reports:
             out["volume_timings"] = json.loads(reports[0].read_text()).get("timings", {})

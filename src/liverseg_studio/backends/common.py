@@ -25,7 +25,7 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -253,3 +253,44 @@ def resolve_model_dir(model_dir: os.PathLike[str] | str | None) -> Path:
 def allow_unverified_from_env() -> bool:
     """True when ``LIVERSEG_ALLOW_UNVERIFIED_MODEL=1`` (the user overrides sha256 checks)."""
     return os.environ.get("LIVERSEG_ALLOW_UNVERIFIED_MODEL", "").strip().lower() in ("1", "true", "yes")
+
+
+class SliceModelBackend:
+    """``predict`` for backends that run a model on batches of slices.
+
+    A subclass provides ``name``, ``card`` (the loaded model card), ``batch_size``,
+    ``want_probabilities``, a ``loaded`` property and ``run_batch(x) -> logits``.
+    """
+
+    name: str
+    card: Any
+    batch_size: int
+    want_probabilities: bool
+
+    @property
+    def loaded(self) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def predict(
+        self,
+        volume: Volume,
+        *,
+        progress: ProgressFn | None = None,
+        is_cancelled: CancelFn | None = None,
+        want_probabilities: bool | None = None,
+    ) -> Prediction:
+        if not self.loaded or self.card is None:
+            raise BackendError(f"{self.name} backend: load(model_dir) must be called before predict")
+        return predict_volume(
+            volume,
+            self.run_batch,
+            input_size=self.card.input_size,
+            spec=self.card.preprocessing,
+            batch_size=self.batch_size,
+            progress=progress,
+            is_cancelled=is_cancelled,
+            want_probabilities=self.want_probabilities if want_probabilities is None else want_probabilities,
+        )

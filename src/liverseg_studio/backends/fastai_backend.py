@@ -23,24 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from liverseg_studio.backends.base import CancelFn, Prediction, ProgressFn
 from liverseg_studio.backends.common import (
     DEFAULT_BATCH_SIZE,
+    SliceModelBackend,
     allow_unverified_from_env,
     physical_cores,
-    predict_volume,
     resolve_model_dir,
 )
 from liverseg_studio.core.errors import BackendError
 from liverseg_studio.core.modelcard import CARD_NAME, DEFAULT_FILES, ModelCard, read_card, verify_file
-from liverseg_studio.core.volume import Volume
 
 
 class UntrustedPickleWarning(UserWarning):
     """A fastai ``export.pkl`` (pickle: arbitrary code) is being loaded because the user trusted it."""
 
 
-class FastaiBackend:
+class FastaiBackend(SliceModelBackend):
     """PyTorch (fastai U-Net) backend on CPU; construction is cheap."""
 
     name = "fastai"
@@ -185,27 +183,6 @@ class FastaiBackend:
         with torch.inference_mode(), ctx:
             out = self._model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         return out.float().numpy()
-
-    def predict(
-        self,
-        volume: Volume,
-        *,
-        progress: ProgressFn | None = None,
-        is_cancelled: CancelFn | None = None,
-        want_probabilities: bool | None = None,
-    ) -> Prediction:
-        if self._model is None or self.card is None:
-            raise BackendError("fastai backend: load(model_dir) must be called before predict")
-        return predict_volume(
-            volume,
-            self.run_batch,
-            input_size=self.card.input_size,
-            spec=self.card.preprocessing,
-            batch_size=self.batch_size,
-            progress=progress,
-            is_cancelled=is_cancelled,
-            want_probabilities=self.want_probabilities if want_probabilities is None else want_probabilities,
-        )
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -18,17 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from liverseg_studio.backends.base import CancelFn, Prediction, ProgressFn
 from liverseg_studio.backends.common import (
     DEFAULT_BATCH_SIZE,
+    SliceModelBackend,
     allow_unverified_from_env,
     physical_cores,
-    predict_volume,
     resolve_model_dir,
 )
 from liverseg_studio.core.errors import BackendError
 from liverseg_studio.core.modelcard import ModelCard, read_card, verify_file
-from liverseg_studio.core.volume import Volume
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -38,7 +36,7 @@ class UnverifiedModelWarning(UserWarning):
     """A model file is used although its sha256 was not verified (user override)."""
 
 
-class OnnxBackend:
+class OnnxBackend(SliceModelBackend):
     """ONNX Runtime backend (CPU).  ``factory()`` is this class: construction is cheap."""
 
     name = "onnx"
@@ -161,27 +159,6 @@ class OnnxBackend:
         if self._session is None:
             raise BackendError("onnx backend: load(model_dir) must be called before predict")
         return self._session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-    def predict(
-        self,
-        volume: Volume,
-        *,
-        progress: ProgressFn | None = None,
-        is_cancelled: CancelFn | None = None,
-        want_probabilities: bool | None = None,
-    ) -> Prediction:
-        if self._session is None or self.card is None:
-            raise BackendError("onnx backend: load(model_dir) must be called before predict")
-        return predict_volume(
-            volume,
-            self.run_batch,
-            input_size=self.card.input_size,
-            spec=self.card.preprocessing,
-            batch_size=self.batch_size,
-            progress=progress,
-            is_cancelled=is_cancelled,
-            want_probabilities=self.want_probabilities if want_probabilities is None else want_probabilities,
-        )
 
     def describe(self) -> dict[str, Any]:
         """What was loaded, for reports (model card summary, file, threads)."""

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from liverseg_studio.commands.common import add_trust_pickle_option
+from liverseg_studio.commands.common import add_trust_pickle_option, load_backend
 from liverseg_studio.commands.info import add_load_options, load_options
 
 DEFAULT_BACKEND = "onnx"
@@ -174,12 +174,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _load_backend(pm: Any, args: argparse.Namespace) -> Any:
-    from liverseg_studio.commands.common import load_backend
-
-    return load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
-
-
 def _fmt_ml(value: float | None, voxels: int) -> str:
     return f"{value:.1f} mL" if value is not None else f"{voxels} voxels"
 
@@ -209,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipping {path}: named like a liverseg output", file=sys.stderr)
     names = unique_names(inputs)
     options = load_options(args)
-    backend = _load_backend(pm, args)
+    backend = load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     failures: list[tuple[Path, str]] = []

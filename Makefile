@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.liverseg-setup
 
-.PHONY: setup run test sample bench fuzz screenshots package package-test clean
+.PHONY: setup system-deps run test sample bench fuzz screenshots package package-test clean
 
 setup: $(STAMP)
 
@@ -18,9 +18,28 @@ $(STAMP): pyproject.toml plugins/liverseg-threshold-backend/pyproject.toml Makef
 	# The sample case (LiTS case 117, held out, never trained on): fetched at
 	# set-up time, not committed.  --no-deps: we only read its data files.
 	$(PIP) install -q --no-deps "liver-ct-segmentation-package==1.6.0"
+	-@$(MAKE) --no-print-directory system-deps
 	touch $(STAMP)
 
-run: setup
+# Debian packages: what Qt's xcb platform plugin needs (make run; Xvfb for the window tests) and
+# dicom3tools (dciodvfy checks the DICOM SEG).  Installed only when missing and possible (root or
+# non-interactive sudo, `apt-get update` first); never fails: else one line says what to install.
+SYSTEM_DEBS := dicom3tools xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
+	libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0 libegl1 libgl1 \
+	libfontconfig1 libdbus-1-3
+system-deps:
+	@missing=$$(for p in $(SYSTEM_DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done | tr '\n' ' '); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "note: no apt-get here; install the equivalents of: $$missing"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "note: not root and no passwordless sudo; run: sudo apt-get install -y $$missing"; exit 0; fi; \
+	echo "installing system packages: $$missing"; \
+	{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; } \
+	  >/dev/null 2>&1 || echo "note: apt-get failed; run: sudo apt-get install -y $$missing"
+
+run: setup system-deps
 	$(VENV)/bin/liverseg-studio
 
 test: setup

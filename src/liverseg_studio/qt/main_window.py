@@ -26,11 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragLeaveEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
     QInputDialog,
     QLabel,
     QMainWindow,
@@ -38,20 +34,16 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QScrollArea,
-    QSizePolicy,
-    QSplitter,
     QStackedWidget,
-    QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from liverseg_studio.core.errors import LiversegError, LoaderError, MultipleSeriesError
 from liverseg_studio.qt.about import AboutPanel
-from liverseg_studio.qt.results import ResultsPanel, format_seconds
+from liverseg_studio.qt.results import format_seconds
 from liverseg_studio.qt.settings import StudioSettings
 from liverseg_studio.qt.start_screen import StartScreen
+from liverseg_studio.qt.studio_page import StudioPage
 from liverseg_studio.qt.tasks import BackendCache, RunRequest, default_model_dir, load_case, needs_pickle_trust
 from liverseg_studio.qt.tasks import run_segmentation as run_segmentation_task
 from liverseg_studio.qt.worker import TaskRunner, Worker, WorkerFailure, WorkerResult
@@ -60,7 +52,6 @@ if TYPE_CHECKING:
     from liverseg_studio.core.volume import Volume
     from liverseg_studio.plugins.manager import PluginManager
     from liverseg_studio.plugins.registry import LoadOptions
-    from liverseg_studio.qt.viewer import SliceViewer
     from liverseg_studio.segment.pipeline import SegmentationResult
 
 log = logging.getLogger(__name__)
@@ -95,96 +86,6 @@ def file_dialog_filter(filters: list[tuple[str, tuple[str, ...]]]) -> str:
         parts.append(f"{desc} ({' '.join(pats)})")
     head = [f"All supported ({' '.join(every)})"] if every else []
     return ";;".join(head + parts + ["All files (*)"])
-
-
-class StudioPage(QWidget):
-    """The viewer plus the side panel (case, segmentation, results)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        from liverseg_studio.qt.viewer import SliceViewer  # imports pyqtgraph
-
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(8, 8, 8, 8)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        lay.addWidget(splitter)
-        self.viewer: SliceViewer = SliceViewer()
-        splitter.addWidget(self.viewer)
-
-        side = QWidget()
-        side_lay = QVBoxLayout(side)
-        side_lay.setContentsMargins(6, 0, 0, 0)
-        side_lay.setSpacing(8)
-
-        # -- case -------------------------------------------------------------------
-        case_box = QGroupBox("Case")
-        cl = QVBoxLayout(case_box)
-        self.case_name = QLabel("–")
-        self.case_name.setStyleSheet("font-weight: 600; font-size: 11pt;")
-        self.case_name.setWordWrap(True)
-        self.case_details = QLabel("")
-        self.case_details.setObjectName("muted")
-        self.case_details.setWordWrap(True)
-        self.back_button = QPushButton("◀  Go back")
-        self.back_button.setToolTip("Close this case and return to the start screen (Ctrl+W)")
-        cl.addWidget(self.case_name)
-        cl.addWidget(self.case_details)
-        cl.addWidget(self.back_button)
-        side_lay.addWidget(case_box)
-
-        # -- segmentation ------------------------------------------------------------
-        seg_box = QGroupBox("Segmentation")
-        form = QFormLayout(seg_box)
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self.backend_combo = QComboBox()
-        self.model_combo = QComboBox()
-        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model_combo.setMinimumContentsLength(14)
-        form.addRow("Backend", self.backend_combo)
-        form.addRow("Model", self.model_combo)
-        buttons = QHBoxLayout()
-        self.run_button = QPushButton("Run  (Ctrl+R)")
-        self.run_button.setObjectName("primary")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("danger")
-        self.cancel_button.setEnabled(False)
-        buttons.addWidget(self.run_button, 2)
-        buttons.addWidget(self.cancel_button, 1)
-        form.addRow(buttons)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        self.progress.setFormat("%v / %m slices")
-        self.progress.setVisible(False)
-        form.addRow(self.progress)
-        self.run_status = QLabel("Not segmented yet.")
-        self.run_status.setObjectName("muted")
-        self.run_status.setWordWrap(True)
-        form.addRow(self.run_status)
-        side_lay.addWidget(seg_box)
-
-        # -- results ---------------------------------------------------------------------
-        res_box = QGroupBox("Results")
-        rl = QVBoxLayout(res_box)
-        self.results = ResultsPanel()
-        rl.addWidget(self.results)
-        self.export_button = QToolButton()
-        self.export_button.setText("Export  (Ctrl+E)")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.export_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.export_button.setEnabled(False)
-        rl.addWidget(self.export_button)
-        side_lay.addWidget(res_box, 1)
-
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setWidget(side)
-        scroll.setMinimumWidth(330)
-        splitter.addWidget(scroll)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 0)
-        splitter.setSizes([1200, 360])
 
 
 class MainWindow(QMainWindow):

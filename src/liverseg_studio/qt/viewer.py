@@ -21,13 +21,11 @@ only when the first case is opened, so the start screen appears fast.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -43,214 +41,20 @@ from PySide6.QtWidgets import (
 from liverseg_studio.core.colours import DEFAULT_ALPHA, LABEL_COLOURS
 from liverseg_studio.core.preprocess import DEFAULT_SPEC, PreprocessSpec, model_input
 from liverseg_studio.core.volume import Intensity, Label, Volume
+from liverseg_studio.qt.display import (  # noqa: F401 - re-exported: the viewer's public names
+    DEFAULT_PRESET,
+    LAYOUTS,
+    WINDOW_PRESETS,
+    DisplayOrientation,
+    display_orientation,
+    label_lut,
+    levels_to_window,
+    window_to_levels,
+)
+from liverseg_studio.qt.panels import Panel as _Panel
+from liverseg_studio.qt.panels import SliceViewBox
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="#0b0d10", foreground="#9aa3b2")
-
-#: Window presets: name -> (width, level) in HU.
-WINDOW_PRESETS: dict[str, tuple[float, float]] = {
-    "Liver": (150.0, 30.0),
-    "Abdomen": (400.0, 40.0),
-    "Soft tissue": (350.0, 40.0),
-    "Bone": (1800.0, 400.0),
-}
-DEFAULT_PRESET = "Abdomen"
-
-#: Layout modes of the viewer.
-LAYOUTS: dict[str, str] = {
-    "three": "Three panels",
-    "focus": "Segmentation large + two",
-    "overlay": "Segmentation only",
-    "anatomy": "Anatomy only",
-    "input": "Model input only",
-}
-
-
-# -- pure geometry (tested without a display) -------------------------------------
-@dataclass(frozen=True)
-class DisplayOrientation:
-    """How array columns/rows map onto the screen (a display transform only)."""
-
-    transpose: bool = False
-    flip_x: bool = False
-    flip_y: bool = False
-    #: mm per column and per row (1 when the spacing is unknown)
-    col_mm: float = 1.0
-    row_mm: float = 1.0
-    #: True when the affine told the orientation (radiological display)
-    radiological: bool = False
-
-    def qtransform(self, n_rows: int, n_cols: int) -> QTransform:
-        """Item (column, row) -> view coordinates, flipped and scaled."""
-        sx, sy = self.col_mm, self.row_mm
-        if not self.transpose:
-            fx = -1.0 if self.flip_x else 1.0
-            fy = -1.0 if self.flip_y else 1.0
-            dx = sx * n_cols if self.flip_x else 0.0
-            dy = sy * n_rows if self.flip_y else 0.0
-            return QTransform(fx * sx, 0.0, 0.0, fy * sy, dx, dy)
-        # screen x from rows, screen y from columns
-        fx = -1.0 if self.flip_x else 1.0
-        fy = -1.0 if self.flip_y else 1.0
-        dx = sy * n_rows if self.flip_x else 0.0
-        dy = sx * n_cols if self.flip_y else 0.0
-        return QTransform(0.0, fy * sx, fx * sy, 0.0, dx, dy)
-
-
-def display_orientation(volume: Volume) -> DisplayOrientation:
-    """Radiological display orientation of ``volume``'s axial slices.
-
-    Screen right is the patient's left (RAS ``-x``) and screen down is
-    posterior (RAS ``-y``).  Applied only when the spacing is known and the
-    in-plane axes are (close to) aligned with the patient's x and y axes;
-    otherwise the slices are shown as stored.
-    """
-    if not volume.spacing_known:
-        return DisplayOrientation()
-    a = volume.affine[:3, :3]
-    col_dir, row_dir = a[:, 0], a[:, 1]
-    col_mm, row_mm = float(np.linalg.norm(col_dir)), float(np.linalg.norm(row_dir))
-    if col_mm <= 0 or row_mm <= 0:
-        return DisplayOrientation()
-    c = np.abs(col_dir) / col_mm
-    r = np.abs(row_dir) / row_mm
-    aligned = 0.7  # cos(~45 deg): dominant axis
-    if c[0] >= aligned and r[1] >= aligned:
-        return DisplayOrientation(
-            transpose=False,
-            flip_x=bool(col_dir[0] > 0),
-            flip_y=bool(row_dir[1] > 0),
-            col_mm=col_mm,
-            row_mm=row_mm,
-            radiological=True,
-        )
-    if c[1] >= aligned and r[0] >= aligned:
-        return DisplayOrientation(
-            transpose=True,
-            flip_x=bool(row_dir[0] > 0),
-            flip_y=bool(col_dir[1] > 0),
-            col_mm=col_mm,
-            row_mm=row_mm,
-            radiological=True,
-        )
-    return DisplayOrientation(col_mm=col_mm, row_mm=row_mm)
-
-
-def label_lut(opacity: float = 1.0, visible: dict[int, bool] | None = None) -> np.ndarray:
-    """RGBA (256, 4) uint8 lookup table of the label overlay (0 stays transparent)."""
-    lut = np.zeros((256, 4), dtype=np.uint8)
-    alpha = int(round(255 * min(1.0, max(0.0, float(opacity)))))
-    for label, (r, g, b) in LABEL_COLOURS.items():
-        if visible is None or visible.get(int(label), True):
-            lut[int(label)] = (r, g, b, alpha)
-    return lut
-
-
-def window_to_levels(width: float, level: float) -> tuple[float, float]:
-    return level - width / 2.0, level + width / 2.0
-
-
-def levels_to_window(lo: float, hi: float) -> tuple[float, float]:
-    return hi - lo, (hi + lo) / 2.0
-
-
-# -- widgets --------------------------------------------------------------------------
-class SliceViewBox(pg.ViewBox):
-    """A ViewBox whose plain mouse wheel pages slices (Ctrl+wheel zooms) and whose
-    middle drag or Shift+left drag sets window/level, as in PACS viewers."""
-
-    sigSliceScroll = Signal(int)
-    #: (phase, dx, dy): phase 0 start, 1 move, 2 finish; dx/dy in screen pixels since the start
-    sigWindowDrag = Signal(int, float, float)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False, **kwargs)
-        self.setBackgroundColor("#000000")
-
-    def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt name
-        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            super().wheelEvent(ev, axis)
-            return
-        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
-        if delta:
-            self.sigSliceScroll.emit(1 if delta > 0 else -1)
-        ev.accept()
-
-    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - pyqtgraph name
-        window_drag = ev.button() == Qt.MouseButton.MiddleButton or (
-            ev.button() == Qt.MouseButton.LeftButton and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
-        )
-        if not window_drag:
-            super().mouseDragEvent(ev, axis)
-            return
-        ev.accept()
-        d = ev.screenPos() - ev.buttonDownScreenPos()
-        phase = 0 if ev.isStart() else (2 if ev.isFinish() else 1)
-        self.sigWindowDrag.emit(phase, float(d.x()), float(d.y()))
-
-
-class _Graphics(pg.GraphicsLayoutWidget):
-    """A GraphicsLayoutWidget that tells when it was resized (to place the annotations)."""
-
-    resized = Signal()
-
-    def resizeEvent(self, ev: Any) -> None:  # noqa: N802 - Qt name
-        super().resizeEvent(ev)
-        self.resized.emit()
-
-
-class _Panel(QWidget):
-    """A titled pyqtgraph panel holding one ViewBox."""
-
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(4)
-        self.header = QHBoxLayout()
-        self.header.setContentsMargins(4, 0, 4, 0)
-        self.title = QLabel(title)
-        self.title.setObjectName("panelTitle")
-        self.header.addWidget(self.title)
-        self.header.addStretch(1)
-        lay.addLayout(self.header)
-        self.graphics = _Graphics()
-        self.graphics.ci.setContentsMargins(0, 0, 0, 0)
-        self.graphics.resized.connect(self._place)
-        self.view = SliceViewBox()
-        self.graphics.addItem(self.view)
-        lay.addWidget(self.graphics, 1)
-        # PACS-style annotations over the image: slice / window in the corners,
-        # orientation letters at the edges (only when the affine tells them)
-        style = "color: #c8d0dc; background: transparent; font-size: 9pt;"
-        self.top_left = QLabel(self.graphics)
-        self.bottom_left = QLabel(self.graphics)
-        self.letters = {k: QLabel(k, self.graphics) for k in ("R", "L", "A", "P")}
-        for lab in (self.top_left, self.bottom_left, *self.letters.values()):
-            lab.setStyleSheet(style)
-            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        for lab in self.letters.values():
-            lab.setStyleSheet(style + " font-weight: 700; color: #e5c07b;")
-            lab.hide()
-
-    def set_annotations(self, top_left: str, bottom_left: str, letters: bool) -> None:
-        self.top_left.setText(top_left)
-        self.bottom_left.setText(bottom_left)
-        for lab in (self.top_left, self.bottom_left):
-            lab.adjustSize()
-        for lab in self.letters.values():
-            lab.setVisible(letters)
-            lab.adjustSize()
-        self._place()
-
-    def _place(self) -> None:
-        w, h = self.graphics.width(), self.graphics.height()
-        self.top_left.move(8, 6)
-        self.bottom_left.move(8, h - self.bottom_left.height() - 6)
-        lt = self.letters
-        lt["R"].move(6, (h - lt["R"].height()) // 2)
-        lt["L"].move(w - lt["L"].width() - 6, (h - lt["L"].height()) // 2)
-        lt["A"].move((w - lt["A"].width()) // 2, 4)
-        lt["P"].move((w - lt["P"].width()) // 2, h - lt["P"].height() - 4)
 
 
 class SliceViewer(QWidget):

@@ -108,3 +108,80 @@ def test_spacing_argument_without_volume():
     lab = np.ones((2, 10, 10), dtype=np.uint8)
     assert compute_stats(lab, spacing=(5.0, 1.0, 1.0)).liver_ml == pytest.approx(1.0)
     assert compute_stats(lab).liver_ml is None
+
+
+# -- issue 13: fast diameters give the same results as the exhaustive search --------------
+def _reference_diameter(mask_zyx, pixel_spacing_yx=(1.0, 1.0)):
+    """The previous implementation: every boundary pixel's four edge midpoints, every slice."""
+    from scipy import ndimage
+    from scipy.spatial import ConvexHull
+
+    mids = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, -0.5], [0.0, 0.5]])
+    scale = np.array(pixel_spacing_yx, dtype=float)
+    best = (0.0, 0.0, 0)
+    for k in range(mask_zyx.shape[0]):
+        sl = np.asarray(mask_zyx[k], dtype=bool)
+        if not sl.any():
+            continue
+        yx = np.argwhere(sl & ~ndimage.binary_erosion(sl)).astype(np.float64)
+        pts = np.unique((yx[:, None, :] + mids[None]).reshape(-1, 2) * scale, axis=0)
+        if len(pts) > 8:
+            try:
+                pts = pts[ConvexHull(pts).vertices]
+            except Exception:  # noqa: BLE001
+                pass
+        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+        d = float(np.sqrt(d2[i, j]))
+        if d > best[0]:
+            best = (d, float(np.linalg.norm((pts[i] - pts[j]) / scale)), k)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_diameter_equals_exhaustive_search(seed):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 6)), int(rng.integers(3, 60)), int(rng.integers(3, 60)))
+    # blobby random lesions (smoothed noise), holes and several pieces included
+    noise = ndimage.gaussian_filter(rng.normal(size=shape), sigma=(0.5, 3.0, 3.0))
+    mask = noise > np.quantile(noise, rng.uniform(0.5, 0.97))
+    spacing = (1.0, 1.0) if seed % 3 == 0 else (float(rng.uniform(0.4, 2.0)), float(rng.uniform(0.4, 2.0)))
+    mm, px, k = longest_axial_diameter(mask, spacing)
+    rmm, rpx, rk = _reference_diameter(mask, spacing)
+    assert mm == pytest.approx(rmm, rel=1e-12, abs=1e-12)
+    assert px == pytest.approx(rpx, rel=1e-9)
+    assert k == rk
+
+
+def test_diameter_ties_go_to_the_first_slice_and_lines_work():
+    mask = np.zeros((4, 20, 20), dtype=bool)
+    mask[1, 5:9, 5:9] = True
+    mask[3, 5:9, 5:9] = True  # the same square again: slice 1 wins
+    mask[2, 10, 2:6] = True  # a 4-pixel line (collinear row ends)
+    assert longest_axial_diameter(mask)[2] == 1
+    line = np.zeros((1, 9, 9), dtype=bool)
+    line[0, 2:7, 4] = True  # vertical line of 5 pixels: 5 pixels across
+    mm, px, _ = longest_axial_diameter(line, (2.0, 1.0))
+    assert mm == pytest.approx(10.0) and px == pytest.approx(5.0)
+
+
+def test_lesion_table_of_many_large_lesions_takes_milliseconds():
+    """Measured, not a timed assertion: prints the time for 40 lesions of ~30 slices on 512 x 512."""
+    import time
+
+    lab = np.zeros((60, 512, 512), dtype=np.uint8)
+    lab[:, 20:500, 20:500] = 1
+    zz, yy, xx = np.mgrid[:60, :512, :512]
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        cz, cy, cx = rng.integers(10, 50), rng.integers(60, 450), rng.integers(60, 450)
+        r = rng.uniform(5, 25)
+        lab[((zz - cz) * 2.0) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 2
+    del zz, yy, xx
+    t = time.perf_counter()
+    st = compute_stats(lab, spacing=(2.0, 0.7, 0.7))
+    dt = time.perf_counter() - t
+    print(f"\nvolumetry of {st.n_lesions} lesions on 60x512x512: {dt * 1000:.0f} ms")
+    assert st.n_lesions >= 1 and all(les.longest_axial_diameter_mm > 0 for les in st.lesions)

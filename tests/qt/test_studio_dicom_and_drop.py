@@ -31,7 +31,7 @@ def test_dicom_series_segment_and_export_seg(qtbot: Any, window: Any, dicom_seri
     assert volume.shape == ph.shape
     result = run_and_wait(qtbot, window)
     np.testing.assert_array_equal(result.labels, ph.labels)
-    assert window.export_actions["dicom-seg"].isEnabled()
+    assert window.export_actions["seg"].isEnabled()
     out = window.export("dicom-seg", str(tmp_path / "seg.dcm"))
     assert out is not None and out.is_file()
     ds = pydicom.dcmread(str(out))

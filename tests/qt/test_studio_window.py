@@ -268,7 +268,7 @@ def test_export_asks_before_overwriting(
     assert png.is_file() and png.stat().st_size > 0
 
     # DICOM SEG is offered only for DICOM sources
-    assert not window.export_actions["dicom-seg"].isEnabled()
+    assert not window.export_actions["seg"].isEnabled()
 
     # overwriting: "No" keeps the file untouched, "Yes" replaces it
     before = report.read_bytes()

@@ -127,7 +127,7 @@ def test_batch_reports_and_skips_bad_inputs_then_exits_2(plugin_manager, analyti
     (folder / ".hidden").write_text("ignored\n")
     (folder / "old_report.json").write_text("{}\n")  # an earlier run's output: skipped, not a failure
     out = tmp_path / "out"
-    rc = _run(str(folder), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "json")
+    rc = _run(str(folder), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "report")
     captured = capsys.readouterr()
     assert rc == 2
     assert _files(out) == {"abdomen_report.json"}
@@ -140,7 +140,7 @@ def test_batch_reports_and_skips_bad_inputs_then_exits_2(plugin_manager, analyti
 def test_missing_input_among_good_ones(plugin_manager, analytic_nifti, tmp_path, capsys):
     out = tmp_path / "out"
     missing = str(tmp_path / "nope.nii.gz")
-    rc = _run(missing, str(analytic_nifti), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "nifti")
+    rc = _run(missing, str(analytic_nifti), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "mask")
     assert rc == 2
     assert _files(out) == {"abdomen_mask.nii.gz"}
     assert "nope.nii.gz" in capsys.readouterr().err
@@ -215,7 +215,7 @@ def test_unknown_backend_and_bad_export_are_clear_errors(plugin_manager, analyti
     assert _run(str(analytic_nifti), "--out", str(tmp_path / "o"), "--backend", "nope") == 2
     assert "unknown backend 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        _run(str(analytic_nifti), "--out", str(tmp_path / "o"), "--export", "nifti,gif")
+        _run(str(analytic_nifti), "--out", str(tmp_path / "o"), "--export", "mask,gif")
     assert exc.value.code == 2
     assert "unknown export format 'gif'" in capsys.readouterr().err
 
@@ -227,8 +227,8 @@ def test_no_postprocess_keeps_islands(plugin_manager, tmp_path, analytic_phantom
     hu[2:4, 100:104, 100:104] = LIVER_HU  # a distant "liver" island of 32 voxels
     path = write_nifti(tmp_path / "island.nii.gz", hu, analytic_phantom.affine, dtype="int16")
     out1, out2 = tmp_path / "pp", tmp_path / "raw"
-    assert _run(str(path), "--out", str(out1), "--backend", TRUTH_BACKEND, "--export", "nifti,json") == 0
-    args = ["--backend", TRUTH_BACKEND, "--export", "nifti,json"]
+    assert _run(str(path), "--out", str(out1), "--backend", TRUTH_BACKEND, "--export", "mask,report") == 0
+    args = ["--backend", TRUTH_BACKEND, "--export", "mask,report"]
     assert _run(str(path), "--out", str(out2), *args, "--no-postprocess") == 0
     pp = np.asarray(nib.load(str(out1 / "island_mask.nii.gz")).dataobj).T
     raw = np.asarray(nib.load(str(out2 / "island_mask.nii.gz")).dataobj).T
@@ -315,9 +315,9 @@ def test_input_window_reaches_the_loader(plugin_manager, tmp_path):
     grey[10:30, 10:30] = LIVER_HU + 100  # grey 160 is 60 HU with --input-window -100,155
     Image.fromarray(grey).save(tmp_path / "w.png")
     out1, out2 = tmp_path / "o1", tmp_path / "o2"
-    assert _run(str(tmp_path / "w.png"), "--out", str(out1), "--backend", TRUTH_BACKEND, "--export", "json") == 0
+    assert _run(str(tmp_path / "w.png"), "--out", str(out1), "--backend", TRUTH_BACKEND, "--export", "report") == 0
     assert _run(
-        str(tmp_path / "w.png"), "--out", str(out2), "--backend", TRUTH_BACKEND, "--export", "json",
+        str(tmp_path / "w.png"), "--out", str(out2), "--backend", TRUTH_BACKEND, "--export", "report",
         "--input-window=-100,155",
     ) == 0
     assert json.loads((out1 / "w_report.json").read_text())["liver_voxels"] == 0
@@ -329,11 +329,11 @@ def test_folder_batch_of_a_nifti_and_a_dicom_series_folder(plugin_manager, analy
     batch = analytic_nifti.parent
     (batch / "series_b").symlink_to(series_folder, target_is_directory=True)
     out = tmp_path / "out"
-    rc = _run(str(batch), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "json,dicom-seg")
+    rc = _run(str(batch), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "report,seg")
     assert rc == 0
     assert _files(out) == {"abdomen_report.json", "series_b_report.json", "series_b_seg.dcm"}
     report = json.loads((out / "abdomen_report.json").read_text())
-    assert "dicom-seg not written: the input is not DICOM" in report["notes"]
+    assert "seg not written: the input is not DICOM" in report["notes"]
 
 
 def test_full_disk_is_a_clear_error_and_leaves_no_partial_files(plugin_manager, analytic_nifti, tmp_path, monkeypatch, capsys):
@@ -355,3 +355,53 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_files(plugin_manager, 
     assert "Traceback" not in err
     assert not any(name.startswith(TEMP_PREFIX) for name in _files(out))
     assert not any(name.endswith(".nii.gz") for name in _files(out))
+
+
+def test_old_export_names_work_with_a_deprecation_note(plugin_manager, analytic_nifti, tmp_path, capsys):
+    """Issue 14 item 4: the old names still work, each with one note naming the new one."""
+    out = tmp_path / "out"
+    assert _run(str(analytic_nifti), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "nifti,json") == 0
+    assert _files(out) == {"abdomen_mask.nii.gz", "abdomen_report.json"}
+    err = capsys.readouterr().err
+    assert "'nifti' is deprecated: use 'mask'" in err and "'json' is deprecated: use 'report'" in err
+
+
+def test_slice_exports_are_named_after_their_files(plugin_manager, tmp_path):
+    """``mask`` writes the slice's mask PNG, ``overlay`` its overlay, ``montage`` only the montage."""
+    from PIL import Image
+
+    grey = np.full((40, 40), 100, dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "s.png")
+    for fmt, expected in (
+        ("mask", {"s_mask.png"}),
+        ("overlay", {"s_overlay.png"}),
+        ("montage", {"s_montage.png"}),
+        ("report", {"s_report.json"}),
+    ):
+        out = tmp_path / fmt
+        assert _run(str(tmp_path / "s.png"), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", fmt) == 0
+        assert _files(out) == expected, fmt
+
+
+def test_a_failed_seg_keeps_the_other_exports_and_exits_2(plugin_manager, analytic_series, tmp_path, monkeypatch, capsys):
+    """Issue 14 item 3: with a SEG failure (as highdicom raised it before the source headers were
+    mended) the mask, montage and report are still written; one line says what failed; exit 2."""
+    from liverseg_studio.core.errors import LiversegError
+    from liverseg_studio.segment import seg_sources
+
+    def refuse(*a, **k):
+        raise LiversegError("cannot make a DICOM SEG: Source images have no Frame Of Reference UID")
+
+    monkeypatch.setattr(seg_sources, "mend_sources", refuse)
+    series_folder, _, _ = analytic_series
+    out = tmp_path / "out"
+    rc = _run(str(series_folder), "--out", str(out), "--backend", TRUTH_BACKEND, "--export", "mask,seg,montage,report")
+    captured = capsys.readouterr()
+    assert rc == 2
+    name = series_folder.name
+    assert _files(out) == {f"{name}_mask.nii.gz", f"{name}_montage.png", f"{name}_report.json"}
+    errors = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "seg not written" in errors[0] and "Frame Of Reference" in errors[0], captured.err
+    assert "segmented 1 of 1 input(s); 1 export(s) failed" in captured.out and "Traceback" not in captured.err
+    report = json.loads((out / f"{name}_report.json").read_text())
+    assert "dicom_seg" not in report["outputs"] and any("seg not written" in n for n in report["notes"])

@@ -38,8 +38,14 @@ def test_output_names():
 
 
 def test_formats():
-    assert ex.normalise_formats("nifti, PNG,seg") == ("nifti", "png", "dicom-seg")
+    assert ex.FORMATS == ("mask", "overlay", "montage", "seg", "report")
+    assert ex.normalise_formats("mask, Overlay,montage,seg,report") == ex.FORMATS
     assert ex.normalise_formats(None) == ex.FORMATS
+    notes: list[str] = []
+    # the old names (issue 14): accepted, each with a deprecation note
+    assert ex.normalise_formats("nifti, PNG,dicom-seg,json", notes=notes) == ("mask", "montage", "seg", "report")
+    assert len(notes) == 4 and all("deprecated" in n for n in notes)
+    assert "use 'mask'" in notes[0] and "use 'montage'" in notes[1]
     with pytest.raises(LiversegError, match="gif"):
         ex.normalise_formats("gif")
     with pytest.raises(LiversegError):
@@ -56,8 +62,13 @@ def test_plans_for_volumes_slices_and_dicom(tmp_path):
     assert set(ex.planned_outputs(dcm, "a", tmp_path, ex.FORMATS)) == {
         "mask_png", "overlay_png", "mask_nifti", "dicom_seg", "montage", "report"
     }
-    assert ex.skipped_formats(vol3d, ["dicom-seg"]) == {"dicom-seg": "the input is not DICOM"}
-    assert ex.skipped_formats(dcm, ["dicom-seg"]) == {}
+    assert ex.skipped_formats(vol3d, ["seg"]) == {"seg": "the input is not DICOM"}
+    assert ex.skipped_formats(dcm, ["seg"]) == {}
+    assert set(ex.skipped_formats(vol3d, ["overlay", "mask"])) == {"overlay"}
+    # each name plans its own files
+    assert set(ex.planned_outputs(png, "a", tmp_path, ["mask"])) == {"mask_png"}
+    assert set(ex.planned_outputs(png, "a", tmp_path, ["overlay"])) == {"overlay_png"}
+    assert set(ex.planned_outputs(dcm, "a", tmp_path, ["seg", "report"])) == {"dicom_seg", "report"}
 
 
 def test_nifti_mask_has_the_input_geometry_and_label_names(result, tmp_path):
@@ -198,12 +209,40 @@ def test_failing_dicom_seg_is_skipped_only_when_optional(tmp_path):
     res = segment_volume(vol, TruthBackend())
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(LiversegError, match="geometry"):
-        ex.export_result(res, out, "s", ("nifti", "dicom-seg", "json"))
-    assert _names(out) == set()
     skipped: dict[str, str] = {}
-    written = ex.export_result(res, out, "s", ("nifti", "dicom-seg", "json"), optional=("dicom-seg",), skipped=skipped)
-    assert set(written) == {"mask_nifti", "report"} and "geometry" in skipped["dicom-seg"]
+    written = ex.export_result(res, out, "s", ("mask", "seg", "report"), optional=("seg",), skipped=skipped)
+    assert set(written) == {"mask_nifti", "report"} and "geometry" in skipped["seg"]
     report = json.loads(written["report"].read_text())
-    assert any(n.startswith("dicom-seg not written") for n in report["notes"])
+    assert any(n.startswith("seg not written") for n in report["notes"])
     assert "dicom_seg" not in report["outputs"]
+
+
+def test_one_failed_export_keeps_the_others(tmp_path):
+    """Issue 14 item 3: every requested format is attempted; the failure is one line."""
+    ph = make_phantom((6, 32, 32))
+    paths = write_ct_series(tmp_path / "series", ph.hu, ph.affine)
+    shifted = ph.affine.copy()
+    shifted[2, 3] += 7.3  # the SEG cannot place the frames
+    vol = ph.volume(affine=shifted, loader="dicom-series", meta={"files": [str(p) for p in paths]})
+    res = segment_volume(vol, TruthBackend())
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ex.ExportError, match="geometry") as info:
+        ex.export_result(res, out, "s", ("mask", "seg", "montage", "report"))
+    assert set(info.value.failures) == {"seg"} and "\n" not in info.value.failures["seg"]
+    assert set(info.value.written) == {"mask_nifti", "montage", "report"}
+    assert _names(out) == {"s_mask.nii.gz", "s_montage.png", "s_report.json"}
+    report = json.loads((out / "s_report.json").read_text())
+    assert set(report["outputs"]) == {"mask_nifti", "montage", "report"}
+    assert any(n.startswith("seg not written") for n in report["notes"])
+
+
+def test_a_failing_writer_does_not_stop_the_next(result, tmp_path, monkeypatch):
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ex, "montage_image", full_disk)
+    with pytest.raises(ex.ExportError, match="No space left") as info:
+        ex.export_result(result, tmp_path, "scan")
+    assert set(info.value.failures) == {"montage"}
+    assert _names(tmp_path) == {"scan_mask.nii.gz", "scan_report.json"}  # no temporary file left

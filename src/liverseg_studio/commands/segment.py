@@ -48,14 +48,23 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+class _Formats(tuple):
+    """The parsed ``--export`` names, with the deprecation notes of old names used."""
+
+    notes: tuple[str, ...] = ()
+
+
 def _formats(text: str) -> tuple[str, ...]:
     from liverseg_studio.core.errors import LiversegError
     from liverseg_studio.segment.exporters import normalise_formats
 
+    notes: list[str] = []
     try:
-        return normalise_formats(text)
+        parsed = _Formats(normalise_formats(text, notes=notes))
     except LiversegError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    parsed.notes = tuple(notes)
+    return parsed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_formats,
         default=None,
         metavar="FORMATS",
-        help="comma-separated: nifti,dicom-seg,png,json (default: all; dicom-seg only for DICOM inputs)",
+        help="comma-separated, named after the files: mask (NIfTI or PNG label mask), overlay (PNG of a "
+        "single slice), montage (PNG), seg (DICOM SEG, DICOM inputs only), report (JSON); default: all. "
+        "Old names nifti, png, dicom-seg, json are deprecated",
     )
     p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for inference")
     add_trust_pickle_option(p)
@@ -184,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     from liverseg_studio.plugins.manager import get_plugin_manager
     from liverseg_studio.segment.exporters import (
         DEFAULT_FORMATS,
+        ExportError,
         export_result,
         planned_outputs,
         skipped_formats,
@@ -193,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
     from liverseg_studio.segment.progress import ProgressBar
 
     formats = args.export or DEFAULT_FORMATS
+    for note in getattr(args.export, "notes", ()):
+        print(f"liverseg segment: note: {note}", file=sys.stderr)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise LiversegError(f"{out_dir}: --out must be a folder")
@@ -207,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     failures: list[tuple[Path, str]] = []
+    export_failures: list[str] = []  # "PATH: FORMAT not written: why", one per failed format
     internal_error = False
     total_slices = 0
     total_inference = 0.0
@@ -246,21 +261,33 @@ def run(args: argparse.Namespace) -> int:
                     bar.close()
                 t1 = time.perf_counter()
                 not_written: dict[str, str] = {}
-                written = export_result(
-                    result,
-                    out_dir,
-                    name,
-                    formats,
-                    overwrite=args.overwrite,
-                    input_path=path,
-                    load_seconds=load_s,
-                    notes=notes,
-                    # a DICOM SEG that highdicom cannot make fails the input only when asked for
-                    optional=() if explicit_formats else ("dicom-seg",),
-                    skipped=not_written,
-                )
+                warnings: list[str] = []
+                failed_exports: dict[str, str] = {}
+                try:
+                    written = export_result(
+                        result,
+                        out_dir,
+                        name,
+                        formats,
+                        overwrite=args.overwrite,
+                        input_path=path,
+                        load_seconds=load_s,
+                        notes=notes,
+                        # a DICOM SEG that cannot be made fails the input only when asked for
+                        optional=() if explicit_formats else ("seg",),
+                        skipped=not_written,
+                        warnings=warnings,
+                    )
+                except ExportError as exc:  # the other formats were written
+                    written, failed_exports = exc.written, exc.failures
+                for warning in warnings:
+                    print(f"{prefix}: warning: {warning}", file=err)
                 for fmt, why in not_written.items():
                     print(f"{prefix}: warning: {fmt} not written: {why}", file=err)
+                for fmt, why in failed_exports.items():
+                    line = f"{path}: {fmt} not written: {why}"
+                    print(f"liverseg segment: error: {line}", file=err)
+                    export_failures.append(line)
                 export_s = time.perf_counter() - t1
             except KeyboardInterrupt:
                 raise
@@ -312,9 +339,16 @@ def run(args: argparse.Namespace) -> int:
             f"throughput: {total_slices} slices in {total_inference:.2f} s of inference "
             f"({rate:.1f} slices/s, backend {getattr(backend, 'name', args.backend)})"
         )
-    print(f"segmented {done} of {len(inputs)} input(s)" + (f"; {len(failures)} failed:" if failures else ""))
+    summary = f"segmented {done} of {len(inputs)} input(s)"
+    if failures:
+        summary += f"; {len(failures)} failed"
+    if export_failures:
+        summary += f"; {len(export_failures)} export(s) failed"
+    print(summary + (":" if failures or export_failures else ""))
     for _path, why in failures:
+        print(f"    FAILED {why}")
+    for why in export_failures:
         print(f"    FAILED {why}")
     if internal_error:
         return 1
-    return 2 if failures else 0
+    return 2 if failures or export_failures else 0

@@ -57,14 +57,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BROWSE = "__browse__"
-#: Export kinds: key -> (menu text, file-dialog filter, default suffix)
+#: Export kinds, the words of ``liverseg segment --export``: key -> (menu text, file-dialog filter, suffix)
 EXPORTS: dict[str, tuple[str, str, str]] = {
-    "nifti": ("NIfTI mask (.nii.gz)…", "NIfTI (*.nii.gz *.nii)", "_mask.nii.gz"),
-    "dicom-seg": ("DICOM SEG (.dcm)…", "DICOM (*.dcm)", "_seg.dcm"),
-    "png": ("PNG overlay of this slice…", "PNG image (*.png)", "_overlay.png"),
-    "montage": ("PNG montage of the liver slices…", "PNG image (*.png)", "_montage.png"),
-    "json": ("JSON report…", "JSON (*.json)", "_report.json"),
+    "mask": ("Mask: NIfTI labels (.nii.gz)…", "NIfTI (*.nii.gz *.nii)", "_mask.nii.gz"),
+    "overlay": ("Overlay: this slice as shown (.png)…", "PNG image (*.png)", "_overlay.png"),
+    "montage": ("Montage: the liver slices (.png)…", "PNG image (*.png)", "_montage.png"),
+    "seg": ("SEG: DICOM Segmentation (.dcm)…", "DICOM (*.dcm)", "_seg.dcm"),
+    "report": ("Report (.json)…", "JSON (*.json)", "_report.json"),
 }
+_OLD_EXPORT_KINDS = {"nifti": "mask", "dicom-seg": "seg", "png": "overlay", "json": "report"}
 
 
 def _normalise_ext(ext: str) -> str:
@@ -691,8 +692,9 @@ class MainWindow(QMainWindow):
         from liverseg_studio.segment import exporters
 
         result = self._result
+        kind = _OLD_EXPORT_KINDS.get(kind, kind)
         text, flt, suffix = EXPORTS[kind]
-        if kind == "dicom-seg" and not exporters.is_dicom(result.volume):
+        if kind == "seg" and not exporters.is_dicom(result.volume):
             self._show_error("Export", "A DICOM SEG needs a DICOM source image.")
             return None
         if path is None:
@@ -718,15 +720,15 @@ class MainWindow(QMainWindow):
                 return None
             overwrite = True
         try:
-            if kind == "nifti":
+            if kind == "mask":
                 out = exporters.write_nifti_mask(result, target, overwrite=overwrite)
-            elif kind == "dicom-seg":
+            elif kind == "seg":
                 out = exporters.write_dicom_seg(result, target, overwrite=overwrite)
-            elif kind == "png":
+            elif kind == "overlay":
                 out = self._write_slice_png(result, target, overwrite)
             elif kind == "montage":
                 out = exporters.write_montage(result, target, overwrite=overwrite)
-            elif kind == "json":
+            elif kind == "report":
                 out = exporters.write_report(result, target, overwrite=overwrite, input_path=self._case_path or None)
             else:  # pragma: no cover - menu keys
                 raise ValueError(kind)
@@ -871,7 +873,7 @@ class MainWindow(QMainWindow):
         self.back_action.setEnabled(has_case or self._load_worker is not None)
         for key, act in self.export_actions.items():
             enabled = has_result
-            if key == "dicom-seg" and has_result:
+            if key == "seg" and has_result:
                 from liverseg_studio.segment.exporters import is_dicom
 
                 enabled = is_dicom(self._result.volume)  # type: ignore[union-attr]

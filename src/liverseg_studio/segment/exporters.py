@@ -1,28 +1,35 @@
 """Exporters of a :class:`~liverseg_studio.segment.pipeline.SegmentationResult`.
 
-Formats (``--export``), each written atomically (:mod:`liverseg_studio.core.io`)
-and never over an existing file unless ``overwrite``:
+Formats (``--export``), named after the files they write, each written
+atomically (:mod:`liverseg_studio.core.io`) and never over an existing file
+unless ``overwrite``:
 
-``nifti``
+``mask``
     volumes: ``<name>_mask.nii.gz``, uint8, exactly the input's shape and
     affine (``Nifti1Image(labels.T, volume.affine)``), NIfTI intent "label",
     label names in a JSON NIfTI extension (code 6, comment) and in
     ``descrip``.  2D inputs (one slice): ``<name>_mask.png`` (values 0/1/2,
-    the input's size) and ``<name>_overlay.png``; a 2D input with a known
-    geometry (a single DICOM file) gets the ``.nii.gz`` too.
-``dicom-seg``
-    DICOM inputs only: ``<name>_seg.dcm``, a DICOM Segmentation (highdicom)
-    referencing the source images listed in ``Volume.meta["files"]``.
-``png``
+    the input's size); a 2D input with a known geometry (a single DICOM
+    file) gets the ``.nii.gz`` too.
+``overlay``
+    2D inputs: ``<name>_overlay.png``, the slice with the labels coloured.
+``montage``
     ``<name>_montage.png``: the slices with the most liver, overlay coloured,
     with a legend.
-``json``
+``seg``
+    DICOM inputs only: ``<name>_seg.dcm``, a DICOM Segmentation (highdicom)
+    referencing the source images listed in ``Volume.meta["files"]``; messy
+    source headers are mended first (:mod:`.seg_sources`) and the report says how.
+``report``
     ``<name>_report.json``.
 
+The old names (``nifti``, ``png``, ``dicom-seg``, ``json``) are accepted with a
+deprecation note (:data:`LEGACY_FORMATS`).
+
 :func:`planned_outputs` tells which files an export will write (to check for
-clashes before the long work); :func:`export_result` writes them, and if
-anything fails or is interrupted, none of this input's files is left behind
-half-written.
+clashes before the long work); :func:`export_result` attempts every requested
+format, writes the ones that succeed and reports each failure
+(:class:`ExportError`); an interrupt leaves none of this input's files behind.
 """
 
 from __future__ import annotations
@@ -44,8 +51,38 @@ from liverseg_studio.core.volume import Intensity, Label, Volume
 from liverseg_studio.segment.pipeline import SegmentationResult
 
 SOFTWARE_NAME = "LiverSeg Studio"
-FORMATS = ("nifti", "dicom-seg", "png", "json")
+FORMATS = ("mask", "overlay", "montage", "seg", "report")
 DEFAULT_FORMATS = FORMATS
+#: Old ``--export`` names -> the new one (accepted with a deprecation note).
+LEGACY_FORMATS = {
+    "nifti": "mask",
+    "png": "montage",
+    "dicom-seg": "seg",
+    "dicomseg": "seg",
+    "dicom": "seg",
+    "json": "report",
+}
+#: Which format each planned file belongs to.
+FILE_FORMAT = {
+    "mask_nifti": "mask",
+    "mask_png": "mask",
+    "overlay_png": "overlay",
+    "montage": "montage",
+    "dicom_seg": "seg",
+    "report": "report",
+}
+
+
+class ExportError(LiversegError):
+    """Some requested formats failed; the others were written.
+
+    ``failures``: format -> reason (one line each); ``written``: file key -> path.
+    """
+
+    def __init__(self, failures: Mapping[str, str], written: Mapping[str, Path]) -> None:
+        self.failures = dict(failures)
+        self.written = dict(written)
+        super().__init__("; ".join(f"{fmt} not written: {why}" for fmt, why in self.failures.items()))
 
 #: What the NIfTI extension / sidecar records about the labels.
 LABEL_TABLE = {str(int(lab)): LABEL_NAMES[lab] for lab in Label}
@@ -132,8 +169,12 @@ def _writes_nifti(volume: Volume) -> bool:
     return not volume.is_2d or volume.spacing_known
 
 
-def normalise_formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Parse ``"nifti,png"`` (or a list) into known format names; raises LiversegError on unknown ones."""
+def normalise_formats(formats: str | Iterable[str] | None, *, notes: list[str] | None = None) -> tuple[str, ...]:
+    """Parse ``"mask,report"`` (or a list) into known format names; raises LiversegError on unknown ones.
+
+    Old names (``nifti``, ``png``, ``dicom-seg``, ``json``) map to the new ones; ``notes``
+    (if given) receives one deprecation sentence per old name used.
+    """
     if formats is None:
         return DEFAULT_FORMATS
     items = formats.split(",") if isinstance(formats, str) else list(formats)
@@ -142,8 +183,12 @@ def normalise_formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
         f = item.strip().lower().replace("_", "-")
         if not f:
             continue
-        if f in ("seg", "dicomseg", "dicom"):
-            f = "dicom-seg"
+        if f in LEGACY_FORMATS:
+            new = LEGACY_FORMATS[f]
+            if notes is not None:
+                extra = " (the slice overlay PNG is 'overlay')" if f == "nifti" else ""
+                notes.append(f"export name {f!r} is deprecated: use {new!r}{extra}")
+            f = new
         if f not in FORMATS:
             raise LiversegError(f"unknown export format {item.strip()!r} (known: {', '.join(FORMATS)})")
         if f not in out:
@@ -156,23 +201,25 @@ def normalise_formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
 def planned_outputs(volume: Volume, name: str, out_dir: str | Path, formats: Iterable[str]) -> dict[str, Path]:
     """The files :func:`export_result` will write for ``volume``: key -> path.
 
-    Keys: ``mask_nifti``, ``mask_png``, ``overlay_png``, ``dicom_seg``, ``montage``, ``report``.
-    ``dicom-seg`` is silently left out for non-DICOM inputs (see :func:`skipped_formats`).
+    Keys: ``mask_nifti``, ``mask_png``, ``overlay_png``, ``dicom_seg``, ``montage``, ``report``
+    (:data:`FILE_FORMAT` gives each key's format).  ``seg`` is silently left out for
+    non-DICOM inputs and ``overlay`` for volumes (see :func:`skipped_formats`).
     """
     out = Path(out_dir)
     fm = normalise_formats(list(formats))
     plan: dict[str, Path] = {}
-    if "nifti" in fm:
+    if "mask" in fm:
         if _writes_png_mask(volume):
             plan["mask_png"] = out / f"{name}_mask.png"
-            plan["overlay_png"] = out / f"{name}_overlay.png"
         if _writes_nifti(volume):
             plan["mask_nifti"] = out / f"{name}_mask.nii.gz"
-    if "dicom-seg" in fm and is_dicom(volume):
+    if "overlay" in fm and volume.is_2d:
+        plan["overlay_png"] = out / f"{name}_overlay.png"
+    if "seg" in fm and is_dicom(volume):
         plan["dicom_seg"] = out / f"{name}_seg.dcm"
-    if "png" in fm:
+    if "montage" in fm:
         plan["montage"] = out / f"{name}_montage.png"
-    if "json" in fm:
+    if "report" in fm:
         plan["report"] = out / f"{name}_report.json"
     return plan
 
@@ -180,9 +227,12 @@ def planned_outputs(volume: Volume, name: str, out_dir: str | Path, formats: Ite
 def skipped_formats(volume: Volume, formats: Iterable[str]) -> dict[str, str]:
     """Requested formats that do not apply to ``volume``: format -> reason."""
     fm = normalise_formats(list(formats))
-    if "dicom-seg" in fm and not is_dicom(volume):
-        return {"dicom-seg": "the input is not DICOM"}
-    return {}
+    skipped: dict[str, str] = {}
+    if "overlay" in fm and not volume.is_2d:
+        skipped["overlay"] = "a volume: the overlay PNG is for single slices (use montage)"
+    if "seg" in fm and not is_dicom(volume):
+        skipped["seg"] = "the input is not DICOM"
+    return skipped
 
 
 # -- display helpers ------------------------------------------------------------------
@@ -396,12 +446,19 @@ def _frames_for_sources(volume: Volume, sources: list[Any]) -> list[int]:
     return out
 
 
-def dicom_seg_dataset(result: SegmentationResult) -> Any:
-    """A highdicom ``Segmentation`` of ``result`` referencing the source series."""
+def dicom_seg_dataset(result: SegmentationResult, *, repairs: list[str] | None = None) -> Any:
+    """A highdicom ``Segmentation`` of ``result`` referencing the source series.
+
+    Real-world source headers are mended first (:mod:`.seg_sources`: empty character
+    set, missing UIDs, no frame of reference ...); ``repairs`` (if given) receives one
+    sentence per change, for the warning and the report.
+    """
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
     from pydicom.sr.coding import Code
+
+    from liverseg_studio.segment.seg_sources import mend_sources
 
     vol = result.volume
     files = _source_files(vol)
@@ -409,6 +466,10 @@ def dicom_seg_dataset(result: SegmentationResult) -> Any:
         sources = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in files]
     except Exception as exc:  # noqa: BLE001
         raise LiversegError(f"cannot re-read DICOM source files for the SEG: {exc}") from exc
+    thickness = float(vol.spacing[0]) if vol.spacing_known and not vol.is_2d else None
+    sources, mended = mend_sources(sources, slice_thickness_mm=thickness, label=str(vol.source))
+    if repairs is not None:
+        repairs.extend(mended)
     frames = _frames_for_sources(vol, sources)
     pixel = np.stack([np.asarray(result.labels[k], dtype=np.uint8) for k in frames])
     name = result.model.name or result.backend or "unknown model"
@@ -462,11 +523,13 @@ def dicom_seg_dataset(result: SegmentationResult) -> Any:
     return seg
 
 
-def write_dicom_seg(result: SegmentationResult, path: str | Path, *, overwrite: bool = False) -> Path:
-    """``<name>_seg.dcm`` (DICOM inputs only)."""
+def write_dicom_seg(
+    result: SegmentationResult, path: str | Path, *, overwrite: bool = False, repairs: list[str] | None = None
+) -> Path:
+    """``<name>_seg.dcm`` (DICOM inputs only); ``repairs`` receives what was mended in the source headers."""
     if not is_dicom(result.volume):
         raise LiversegError(f"{result.volume.source}: DICOM SEG needs a DICOM input")
-    seg = dicom_seg_dataset(result)
+    seg = dicom_seg_dataset(result, repairs=repairs)
     with atomic_output(path, overwrite=overwrite) as tmp:
         seg.save_as(str(tmp), enforce_file_format=True)
     return Path(path)
@@ -576,34 +639,50 @@ def export_result(
     notes: Sequence[str] = (),
     optional: Iterable[str] = (),
     skipped: dict[str, str] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one input; returns key -> path of what was written.
 
-    All files are first written to temporary files; only when all are
-    complete are they renamed into place, so a failure or an interrupt
-    (Ctrl-C, SIGTERM turned into KeyboardInterrupt) leaves nothing of this
-    input behind.
+    Every requested format is attempted: one that fails with a clear error
+    (:class:`LiversegError` or ``OSError``: a DICOM SEG that cannot be made, a
+    full disk) does not stop the others.  Files are written to temporary files
+    first and renamed into place together at the end, so an interrupt (Ctrl-C,
+    SIGTERM turned into KeyboardInterrupt) or an internal error leaves nothing of
+    this input behind.
 
-    Formats in ``optional`` (only ``"dicom-seg"`` can fail on its own: source
-    headers that highdicom cannot use) are left out with a note in the report
-    instead of failing the input; ``skipped`` (if given) receives format -> reason.
+    Failed formats in ``optional`` are left out with a note in the report
+    (``skipped``, if given, receives format -> reason); any other failure raises
+    :class:`ExportError` (format -> reason, and what was written) after the
+    successful files are in place.  ``warnings`` (if given) receives sentences
+    the user should see (e.g. what was mended in DICOM source headers); they
+    are in the report's notes too.
     """
     out = Path(out_dir)
     plan = planned_outputs(result.volume, name, out, formats)
     check_can_write(plan.values(), overwrite=overwrite)
+    optional_formats = set(normalise_formats(list(optional))) if optional else set()
     notes = list(notes)
+    failures: dict[str, str] = {}
+    done: list[str] = []  # file keys whose temporary file is complete
+
+    def _failed(fmt: str, exc: BaseException) -> None:
+        why = str(exc) if isinstance(exc, LiversegError) else f"{type(exc).__name__}: {exc}"
+        why = " ".join(why.split())  # one line
+        notes.append(f"{fmt} not written: {why}")
+        failures[fmt] = why
+
     writers: dict[str, Callable[[Path], None]] = {}
     seg_dataset: Any = None
     if "dicom_seg" in plan:
+        repairs: list[str] = []
         try:
-            seg_dataset = dicom_seg_dataset(result)  # before any file is written
-        except LiversegError as exc:
-            if "dicom-seg" not in set(optional):
-                raise
-            del plan["dicom_seg"]
-            notes.append(f"dicom-seg not written: {exc}")
-            if skipped is not None:
-                skipped["dicom-seg"] = str(exc)
+            seg_dataset = dicom_seg_dataset(result, repairs=repairs)  # before any file is written
+        except (LiversegError, OSError) as exc:
+            _failed("seg", exc)
+        for r in repairs:
+            notes.append(f"seg: {r}")
+            if warnings is not None:
+                warnings.append(f"seg: {r}")
     if "mask_nifti" in plan:
 
         def _nii(tmp: Path) -> None:
@@ -618,26 +697,45 @@ def export_result(
         writers["overlay_png"] = lambda tmp: _pil_save(
             overlay_rgb(display_slice(result.volume, 0), result.labels[0]), tmp
         )
-    if "dicom_seg" in plan:
+    if "dicom_seg" in plan and "seg" not in failures:
         writers["dicom_seg"] = lambda tmp: seg_dataset.save_as(str(tmp), enforce_file_format=True)
     if "montage" in plan:
         writers["montage"] = lambda tmp: _pil_save(montage_image(result), tmp)
     if "report" in plan:
 
         def _report(tmp: Path) -> None:
+            outputs = {k: plan[k] for k in [*done, "report"]}
             data = report_dict(
-                result, input_path=input_path, load_seconds=load_seconds, outputs=plan, notes=notes
+                result, input_path=input_path, load_seconds=load_seconds, outputs=outputs, notes=notes
             )
             tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
-        writers["report"] = _report
+        writers["report"] = _report  # last: it lists what failed before it
 
     with contextlib.ExitStack() as stack:
         for key, write in writers.items():
-            tmp = stack.enter_context(atomic_output(plan[key], overwrite=overwrite))
-            write(tmp)
-        # leaving the stack renames every temporary file into place
-    return {k: plan[k] for k in writers}
+            one = stack.enter_context(contextlib.ExitStack())
+            try:
+                tmp = one.enter_context(atomic_output(plan[key], overwrite=overwrite))
+                write(tmp)
+            except (LiversegError, OSError) as exc:
+                error: BaseException = exc
+                try:
+                    one.__exit__(type(exc), exc, exc.__traceback__)  # removes this temporary file only
+                except (LiversegError, OSError) as clearer:  # atomic_output names the file
+                    error = clearer
+                _failed(FILE_FORMAT[key], error)
+                continue
+            done.append(key)
+        # leaving the stack renames every complete temporary file into place
+    written = {k: plan[k] for k in done}
+    hard = {fmt: why for fmt, why in failures.items() if fmt not in optional_formats}
+    for fmt, why in failures.items():
+        if fmt in optional_formats and skipped is not None:
+            skipped[fmt] = why
+    if hard:
+        raise ExportError(hard, written)
+    return written
 
 
 def _pil_save(arr: np.ndarray, path: Path) -> None:

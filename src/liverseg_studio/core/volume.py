@@ -10,16 +10,23 @@ Conventions (read these before touching geometry):
   back as ``Nifti1Image(mask.T, volume.affine)`` has the input's shape and affine.
 * Spacing is *derived* from the affine (norms of its first three columns), never
   stored separately, as in nibabel and TorchIO.
+* ``Volume.array`` may be *lazy* (:class:`~liverseg_studio.core.slices.LazyArray`,
+  ``Volume.is_lazy``): large NIfTI/MRC/DICOM inputs are read from disk a slab of
+  slices at a time.  Index it along the first axis (``array[k]``, ``array[a:b]``)
+  or stream it with :meth:`Volume.slabs`; ``np.asarray(volume.array)`` reads it
+  all.  :meth:`Volume.in_memory` gives an in-memory copy (int16 when that is exact).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
+
+from liverseg_studio.core.slices import DEFAULT_SLAB, LazyArray, SliceSource, SubSource
 
 
 class Label(enum.IntEnum):
@@ -88,7 +95,7 @@ class Volume:
         Loader-specific extras (e.g. DICOM SeriesInstanceUID, file list).
     """
 
-    array: np.ndarray
+    array: np.ndarray | LazyArray
     affine: np.ndarray = field(default_factory=lambda: np.eye(4))
     intensity: Intensity = Intensity.HU
     hu_range: tuple[float, float] | None = None
@@ -98,7 +105,11 @@ class Volume:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        arr = np.asarray(self.array)
+        arr = self.array
+        if isinstance(arr, SliceSource):
+            arr = LazyArray(arr)
+        if not isinstance(arr, LazyArray):
+            arr = np.asarray(arr)
         intensity = Intensity(self.intensity)
         expected_ndim = 4 if intensity is Intensity.WINDOWED_RGB else 3
         if arr.ndim != expected_ndim:
@@ -161,6 +172,65 @@ class Volume:
         for ``WINDOWED_RGB`` volumes, which carry no HU.
         """
         return hu_from(self.array[index], self.intensity, self.hu_range)
+
+    # -- lazy volumes ------------------------------------------------------------------
+    @property
+    def is_lazy(self) -> bool:
+        """True when ``array`` is read from disk on demand (a :class:`LazyArray`)."""
+        return isinstance(self.array, LazyArray)
+
+    def slabs(self, batch: int = DEFAULT_SLAB) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(start, stop, raw slices)`` in consecutive batches: the streaming way to visit every slice."""
+        batch = max(1, int(batch))
+        if isinstance(self.array, LazyArray):
+            yield from self.array.slabs(batch)
+            return
+        for start in range(0, self.n_slices, batch):
+            stop = min(self.n_slices, start + batch)
+            yield start, stop, self.array[start:stop]
+
+    def sub_volume(self, z0: int, z1: int) -> "Volume":
+        """Slices ``z0:z1`` as a volume with the matching affine (lazy stays lazy)."""
+        z0, z1 = int(z0), int(z1)
+        if not 0 <= z0 < z1 <= self.n_slices:
+            raise ValueError(f"slice range {z0}:{z1} outside 0:{self.n_slices}")
+        shift = np.eye(4)
+        shift[2, 3] = z0
+        if isinstance(self.array, LazyArray):
+            array: Any = LazyArray(SubSource(self.array.source, z0, z1))
+        else:
+            array = self.array[z0:z1]
+        return self.with_array(array, affine=self.affine @ shift)
+
+    def in_memory(self, *, compact: bool = True) -> "Volume":
+        """This volume with its voxels in memory (itself when they already are).
+
+        With ``compact`` an HU volume whose values are all whole numbers in the
+        int16 range is held as int16 (half of float32, and exact: ``hu_slice``
+        gives the same float32 values); otherwise the loader's dtype is kept.
+        Read slab by slab: no full-size float temporary besides the result.
+        """
+        arr = self.array
+        if not isinstance(arr, LazyArray):
+            return self
+        use_int16 = compact and self.intensity is Intensity.HU and np.dtype(arr.dtype).kind in "iuf"
+        out = np.empty(arr.shape, dtype=np.int16 if use_int16 else arr.dtype)
+        for start, stop, slab in arr.slabs():
+            if use_int16:
+                exact = np.array_equal(np.rint(slab), slab) if slab.dtype.kind == "f" else True
+                if exact and slab.size:
+                    exact = bool(slab.min() >= -32768 and slab.max() <= 32767)
+                if not exact:  # not whole numbers: keep the loader's dtype
+                    return self.in_memory(compact=False)
+                out[start:stop] = slab
+            else:
+                out[start:stop] = slab
+        return self.with_array(out)
+
+    def close(self) -> None:
+        """Release the files of a lazy volume (temporary files are deleted); a no-op otherwise."""
+        if isinstance(self.array, LazyArray):
+            self.array.close()
 
     def with_array(self, array: np.ndarray, **changes: Any) -> "Volume":
         """A copy with another array (same geometry unless ``changes`` say otherwise)."""

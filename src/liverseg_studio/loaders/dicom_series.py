@@ -16,6 +16,10 @@
 * ``Volume.meta`` keeps ``files`` (paths in slice order), ``sop_instance_uids``
   (same order), ``series_uid``, ``study_uid`` and ``frame_of_reference_uid``:
   the DICOM SEG exporter needs the source datasets.
+* The volume is **lazy** (:mod:`liverseg_studio.core.slices`): its slices are
+  read from their files one batch of files at a time, when a consumer asks.
+  Loading decodes every file once, one at a time, to refuse broken pixel data
+  up front (memory stays one slice), and keeps nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from liverseg_studio.core.errors import LoaderError, MultipleSeriesError
+from liverseg_studio.core.slices import SliceSource
 from liverseg_studio.core.volume import Intensity, Volume
 from liverseg_studio.loaders import dicom as dcm
 from liverseg_studio.loaders._common import quiet, check_memory, detect_format, has_extension, looks_like_raw_dicom
@@ -199,6 +204,28 @@ def _geometry(folder: Path, hs: list[_Header]) -> tuple[list[_Header], np.ndarra
     return ordered, dcm.ras_affine(row, col, spacing, origin, step), True, warnings
 
 
+class SeriesSlices(SliceSource):
+    """Slices of a DICOM series, each read and decoded from its own file (HU float32)."""
+
+    def __init__(self, folder: Path, files: list[Path], rows: int, cols: int) -> None:
+        super().__init__()
+        self.folder, self.files, self.rows, self.cols = folder, list(files), int(rows), int(cols)
+        self.shape = (len(self.files), self.rows, self.cols)
+        self.dtype = np.dtype(np.float32)
+        self.description = f"{folder} ({len(self.files)} DICOM files)"
+
+    def read_one(self, path: Path) -> np.ndarray:
+        ds = dcm.read_dataset(path)
+        dcm.check_ct_image(path, ds)
+        return dcm.decode_hu(path, ds, self.rows, self.cols)
+
+    def read_slab(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.rows, self.cols), dtype=np.float32)
+        for k in range(start, stop):
+            out[k - start] = self.read_one(self.files[k])
+        return out
+
+
 @quiet
 def load(path: Path, options) -> Volume:
     """Read the CT series in folder ``path`` as an HU :class:`Volume` (see the module docstring)."""
@@ -219,11 +246,9 @@ def load(path: Path, options) -> Volume:
     ordered, affine, spacing_known, warnings = _geometry(folder, chosen)
     n = len(ordered)
     check_memory(folder, n * rows * cols * 4 * 2, options.max_bytes, what="decoded series")
-    hu = np.empty((n, rows, cols), dtype=np.float32)
-    for k, h in enumerate(ordered):
-        ds = dcm.read_dataset(h.path)
-        dcm.check_ct_image(h.path, ds)
-        hu[k] = dcm.decode_hu(h.path, ds, rows, cols)
+    source = SeriesSlices(folder, [h.path for h in ordered], rows, cols)
+    for h in ordered:  # refuse broken pixel data now, one slice in memory at a time
+        source.read_one(h.path)
     meta: dict[str, Any] = dcm.series_meta(ordered[0].ds)
     meta["files"] = [str(h.path) for h in ordered]
     meta["sop_instance_uids"] = [str(dcm._get(h.ds, "SOPInstanceUID", "")) for h in ordered]
@@ -232,8 +257,9 @@ def load(path: Path, options) -> Volume:
         meta["skipped_files"] = len(skipped)
     if warnings:
         meta["warning"] = "; ".join(warnings)
+    meta["lazy"] = "slices read from their files per batch"
     return Volume(
-        array=hu,
+        array=source,
         affine=affine,
         intensity=Intensity.HU,
         source=str(folder),

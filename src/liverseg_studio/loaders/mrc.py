@@ -26,6 +26,11 @@ into MRC by medical tools stores mm) and recorded in ``meta``.
 The header is checked before anything is allocated: dimensions, mode, and
 that the file really holds the data it promises; a size beyond
 ``LoadOptions.max_bytes`` is refused.
+
+The volume is **lazy** (:mod:`liverseg_studio.core.slices`) over ``mrcfile``'s
+memory map: a slab of slices is copied out as float32 when asked for.  (Axial
+slices are the file's columns, so each slab touches the whole file; its mapped
+pages count in the RSS up to the file's size.)
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from liverseg_studio.core.errors import LoaderError
+from liverseg_studio.core.slices import SliceSource
 from liverseg_studio.core.volume import Intensity, Volume
 from liverseg_studio.loaders._common import quiet, check_memory, check_side, human_bytes, require_nonempty, sniff_by
 
@@ -71,6 +77,40 @@ def _read_header(path: Path, size: int) -> tuple[int, int, int, int, int]:
     raise LoaderError(path, f"broken MRC header: dimensions {nx} x {ny} x {nz}")
 
 
+class MrcSlices(SliceSource):
+    """Slices of an MRC file through ``mrcfile.mmap``: float32, non-finite values set to -1024."""
+
+    def __init__(self, path: Path, mrc: object, data: np.ndarray) -> None:
+        import weakref
+
+        super().__init__()
+        self.path = path
+        self._data = data  # (sections, rows, columns) memmap
+        self.shape = tuple(int(v) for v in (data.shape if data.shape[0] == 1 else data.shape[::-1]))
+        self.dtype = np.dtype(np.float32)
+        self.description = str(path)
+        self._finalizer = weakref.finalize(self, mrc.close)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._finalizer()
+        super().close()
+
+    def read_slab(self, start: int, stop: int) -> np.ndarray:
+        if self.closed:
+            raise LoaderError(self.path, "the volume was closed; load it again")
+        try:
+            if self._data.shape[0] == 1:  # a single image: [1, y, x]
+                out = np.array(self._data[start:stop], dtype=np.float32)
+            else:  # the file's column axis is axial: array = data.T
+                out = np.ascontiguousarray(np.array(self._data[:, :, start:stop], dtype=np.float32).T)
+        except OSError as exc:
+            raise LoaderError(self.path, f"cannot read MRC data: {exc}") from None
+        bad = ~np.isfinite(out)
+        if bad.any():
+            out[bad] = -1024.0
+        return out
+
+
 @quiet
 def load(path: Path, options) -> Volume:
     """Read an MRC file as an HU :class:`Volume` (see the module docstring for the axis order)."""
@@ -86,40 +126,53 @@ def load(path: Path, options) -> Volume:
         )
     import mrcfile
 
+    mrc = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with mrcfile.open(str(path), mode="r", permissive=True) as mrc:
-                data = mrc.data
-                if data is None:
-                    raise LoaderError(path, "MRC file holds no readable data")
-                data = np.array(data, dtype=np.float32)
-                vs = mrc.voxel_size
-                voxel = (float(vs.x), float(vs.y), float(vs.z))
+            mrc = mrcfile.mmap(str(path), mode="r", permissive=True)
+            data = mrc.data
+            if data is None:
+                raise LoaderError(path, "MRC file holds no readable data")
+            vs = mrc.voxel_size
+            voxel = (float(vs.x), float(vs.y), float(vs.z))
+        if data.ndim == 2:
+            data = data[None]
+        if data.ndim != 3 or data.size != n_vox:
+            raise LoaderError(path, f"MRC data has shape {data.shape}, the header says {nz} x {ny} x {nx}")
+        source = MrcSlices(path, mrc, data)
+        nonfinite = 0
+        if data.dtype.kind == "f":  # count what the slabs will replace
+            for start in range(0, source.shape[0], 16):
+                stop = min(source.shape[0], start + 16)
+                sub = data[start:stop] if data.shape[0] == 1 else data[:, :, start:stop]
+                nonfinite += int(np.count_nonzero(~np.isfinite(sub)))
     except LoaderError:
+        if mrc is not None:
+            mrc.close()
         raise
     except MemoryError:
+        if mrc is not None:
+            mrc.close()
         raise LoaderError(path, "not enough memory to decode the volume") from None
     except Exception as exc:  # noqa: BLE001 - mrcfile raises ValueError, OSError ...
+        if mrc is not None:
+            mrc.close()
         raise LoaderError(path, f"corrupt MRC file: {type(exc).__name__}: {exc}") from None
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3 or data.size != n_vox:
-        raise LoaderError(path, f"MRC data has shape {data.shape}, the header says {nz} x {ny} x {nx}")
-    meta: dict = {"mrc_mode": mode}
+    meta: dict = {"mrc_mode": mode, "lazy": "slabs copied out of mrcfile's memory map"}
     if nz == 1:  # a single image: keep [1, y, x]
-        arr = np.ascontiguousarray(data)
         sx, sy, sz = voxel
         meta["axis_order"] = "single image [1, y, x]"
     else:  # file (sections, rows, columns); the column axis is axial (see module docstring)
-        arr = np.ascontiguousarray(data.T)
         sz, sy, sx = voxel[0], voxel[1], voxel[2]
         meta["axis_order"] = "array = data.T (the file's column axis is axial)"
-    check_side(path, arr.shape[1], arr.shape[2])
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        meta["nonfinite_voxels"] = int(bad.sum())
-        arr[bad] = -1024.0
+    try:
+        check_side(path, source.shape[1], source.shape[2])
+    except LoaderError:
+        source.close()
+        raise
+    if nonfinite:
+        meta["nonfinite_voxels"] = nonfinite
     valid = all(np.isfinite(v) and 0 < v < 1e4 for v in (sx, sy, sz))
     if valid:
         affine = np.diag([sx, sy, sz, 1.0])
@@ -128,7 +181,7 @@ def load(path: Path, options) -> Volume:
         affine = np.eye(4)
         meta["voxel_size"] = "0 (unknown): volumes in voxels"
     return Volume(
-        array=arr,
+        array=source,
         affine=affine,
         intensity=Intensity.HU,
         source=str(path),

@@ -12,16 +12,29 @@ non-numeric data types are refused with a :class:`LoaderError`.  A singular
 affine (voxel size 0) gives ``spacing_known=False`` and the identity.
 Non-finite voxels (NaN/inf) are replaced by -1024 HU and counted in
 ``meta["nonfinite_voxels"]``.
+
+The volume is **lazy** (:mod:`liverseg_studio.core.slices`): NIfTI stores
+voxels x-fastest, so slices ``z0:z1`` are one contiguous run of bytes, read
+with plain file reads when a consumer asks for them.  A ``.nii`` is read in
+place; a ``.nii.gz`` is decompressed once, in one streaming pass, into an
+anonymous temporary file (deleted when the volume is closed or collected, or
+when the process ends) holding the raw voxels in the file's own dtype
+(int16/uint16 for CT).  Values are scaled exactly as nibabel's
+``get_fdata(dtype=float32)`` scales them (``meta["lazy"]`` says which way).
 """
 
 from __future__ import annotations
 
 import struct
+import tempfile
+import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from liverseg_studio.core.errors import LoaderError
+from liverseg_studio.core.slices import SliceSource
 from liverseg_studio.core.volume import Intensity, Volume
 from liverseg_studio.loaders._common import quiet, check_memory, check_side, human_bytes, require_nonempty, sniff_by
 
@@ -66,6 +79,131 @@ def _raw_voxel_size_missing(path: Path) -> bool:
     return qcode == 0 and scode == 0 and any(not d > 0 for d in pixdim[1:4])
 
 
+#: Bytes decompressed per step while a .nii.gz is copied into its temporary file.
+_COPY_CHUNK = 8 * 1024 * 1024
+
+
+class NiftiSlices(SliceSource):
+    """Slices of a NIfTI volume read from ``fh`` (the .nii itself or a temporary file of raw voxels).
+
+    ``read_slab`` returns float32 (z, y, x) HU, scaled as nibabel's
+    ``get_fdata(dtype=np.float32)`` does, with non-finite values set to -1024.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fh: Any,
+        offset: int,
+        raw_dtype: np.dtype,
+        nxyz: tuple[int, int, int],
+        slope: Any,
+        inter: Any,
+        description: str,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self._fh = fh
+        self._offset = int(offset)
+        self.raw_dtype = np.dtype(raw_dtype)
+        nx, ny, nz = nxyz
+        self.shape = (nz, ny, nx)
+        self.dtype = np.dtype(np.float32)
+        self._slope, self._inter = slope, inter
+        self.description = description
+        self._finalizer = weakref.finalize(self, fh.close)
+
+    def close(self) -> None:
+        self._finalizer()
+        super().close()
+
+    def read_raw(self, start: int, stop: int) -> np.ndarray:
+        """Slices ``start:stop`` unscaled, in the file's dtype, (z, y, x)."""
+        nz, ny, nx = self.shape
+        per_slice = nx * ny * self.raw_dtype.itemsize
+        n_bytes = (stop - start) * per_slice
+        buf = bytearray(n_bytes)
+        with self._lock:
+            if self.closed:
+                raise LoaderError(self.path, "the volume was closed; load it again")
+            try:
+                self._fh.seek(self._offset + start * per_slice)
+                got = self._fh.readinto(buf)
+            except OSError as exc:
+                raise LoaderError(self.path, f"cannot read NIfTI voxel data: {exc}") from None
+        if got != n_bytes:
+            raise LoaderError(self.path, f"NIfTI data is truncated: slices {start}..{stop - 1} are missing")
+        return np.frombuffer(buf, dtype=self.raw_dtype).reshape(stop - start, ny, nx)
+
+    def scale(self, raw: np.ndarray) -> np.ndarray:
+        """nibabel's ``ArrayProxy._get_scaled(dtype=float32)`` then ``astype(float32)``, on a slab."""
+        from nibabel.volumeutils import apply_read_scaling
+
+        slope, inter = np.asanyarray(self._slope), np.asanyarray(self._inter)
+        if np.can_cast(slope, np.float32):
+            slope = slope.astype(np.float32)
+        if np.can_cast(inter, np.float32):
+            inter = inter.astype(np.float32)
+        scaled = apply_read_scaling(raw, slope, inter)
+        scaled = scaled.astype(np.promote_types(scaled.dtype, np.float32), copy=False)
+        return np.array(scaled, dtype=np.float32, copy=True)
+
+    def read_slab(self, start: int, stop: int) -> np.ndarray:
+        out = self.scale(self.read_raw(start, stop))
+        bad = ~np.isfinite(out)
+        if bad.any():
+            out[bad] = -1024.0
+        return out
+
+    def count_nonfinite(self, batch: int = 16) -> int:
+        """Non-finite values after scaling, counted slab by slab (0 without reading for plain integers)."""
+        identity = float(np.asarray(self._slope)) == 1.0 and float(np.asarray(self._inter)) == 0.0
+        if self.raw_dtype.kind in "iu" and identity:
+            return 0
+        total = 0
+        for start in range(0, self.shape[0], batch):
+            stop = min(self.shape[0], start + batch)
+            total += int(np.count_nonzero(~np.isfinite(self.scale(self.read_raw(start, stop)))))
+        return total
+
+
+def _decompress_to_temp(path: Path, offset: int, n_bytes: int) -> Any:
+    """The ``n_bytes`` of voxel data after ``offset`` in the gzip file, copied into an anonymous temporary file."""
+    import gzip
+
+    tmp = tempfile.TemporaryFile(prefix="liverseg-nifti-")
+    try:
+        with gzip.open(path, "rb") as gz:
+            skip = offset
+            while skip > 0:
+                got = len(gz.read(min(skip, _COPY_CHUNK)))
+                if not got:
+                    break
+                skip -= got
+            left = n_bytes
+            while left > 0:
+                chunk = gz.read(min(left, _COPY_CHUNK))
+                if not chunk:
+                    break
+                tmp.write(chunk)
+                left -= len(chunk)
+        if skip > 0 or left > 0:
+            raise LoaderError(path, "NIfTI data is truncated: the compressed stream ends before the voxels do")
+        tmp.flush()
+    except LoaderError:
+        tmp.close()
+        raise
+    except OSError as exc:
+        tmp.close()
+        if exc.errno:  # the temporary folder (full disk ...), not the input
+            raise LoaderError(path, f"cannot decompress the voxels into a temporary file: {exc}") from None
+        raise LoaderError(path, f"cannot read NIfTI voxel data (truncated or corrupt): {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - EOFError, zlib.error ...
+        tmp.close()
+        raise LoaderError(path, f"cannot read NIfTI voxel data (truncated or corrupt): {type(exc).__name__}: {exc}") from None
+    return tmp
+
+
 @quiet
 def load(path: Path, options) -> Volume:
     """Read a NIfTI file as an HU :class:`Volume` (see the module docstring)."""
@@ -82,7 +220,8 @@ def load(path: Path, options) -> Volume:
     try:
         shape = tuple(int(s) for s in img.shape)
         dtype = np.dtype(img.get_data_dtype())
-        offset = int(img.header.get_data_offset())
+        offset = int(img.dataobj.offset)  # where nibabel reads the voxels (vox_offset may say 0)
+        slope, inter = img.dataobj.slope, img.dataobj.inter
     except Exception as exc:  # noqa: BLE001
         raise LoaderError(path, f"broken NIfTI header: {type(exc).__name__}: {exc}") from None
     if len(shape) < 2 or any(s < 1 for s in shape):
@@ -107,20 +246,30 @@ def load(path: Path, options) -> Volume:
             raise LoaderError(path, f"compressed file of {human_bytes(size)} cannot hold the {human_bytes(raw_bytes)} its header promises")
         if (offset + raw_bytes) < 2**32 and isize < offset + raw_bytes:
             raise LoaderError(path, f"NIfTI data is truncated: {human_bytes(isize)} uncompressed, the header promises {human_bytes(offset + raw_bytes)}")
+    nxyz = tuple(shape[:3]) if len(shape) >= 3 else (shape[0], shape[1], 1)
+    check_side(path, nxyz[1], nxyz[0])
+    if isize is None:
+        fh: Any = path.open("rb")
+        how = "read in place from the .nii, slab by slab"
+    else:
+        fh = _decompress_to_temp(path, offset, raw_bytes)
+        offset = 0
+        how = "decompressed once into a temporary file, read slab by slab"
+    source = NiftiSlices(path, fh, offset, dtype, nxyz, slope, inter, description=str(path))  # type: ignore[arg-type]
+    meta: dict = {"dtype": str(dtype), "lazy": how}
     try:
-        data = np.asarray(img.get_fdata(dtype=np.float32))
+        nonfinite = source.count_nonfinite()
     except MemoryError:
+        source.close()
         raise LoaderError(path, "not enough memory to decode the volume") from None
-    except Exception as exc:  # noqa: BLE001 - truncated gzip, short file, bad scaling ...
+    except LoaderError:
+        source.close()
+        raise
+    except Exception as exc:  # noqa: BLE001 - bad scaling ...
+        source.close()
         raise LoaderError(path, f"cannot read NIfTI voxel data (truncated or corrupt): {type(exc).__name__}: {exc}") from None
-    data = data.reshape(shape[:3] if len(shape) >= 3 else (*shape, 1))
-    arr = np.ascontiguousarray(data.T)  # (z, y, x)
-    check_side(path, arr.shape[1], arr.shape[2])
-    meta: dict = {"dtype": str(dtype)}
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        meta["nonfinite_voxels"] = int(bad.sum())
-        arr[bad] = -1024.0
+    if nonfinite:
+        meta["nonfinite_voxels"] = nonfinite
     try:
         affine = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # noqa: BLE001
@@ -133,7 +282,7 @@ def load(path: Path, options) -> Volume:
         affine, spacing_known = np.eye(4), False
         meta["warning"] = "invalid or singular affine (voxel size 0): voxel size unknown"
     return Volume(
-        array=arr,
+        array=source,
         affine=affine,
         intensity=Intensity.HU,
         source=str(path),

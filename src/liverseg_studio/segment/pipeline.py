@@ -6,6 +6,13 @@ checks what the backend returned, post-processes in 3D
 (:mod:`liverseg_studio.core.postprocess`), measures
 (:mod:`liverseg_studio.core.volumetry`) and times every phase.  It is Qt-free;
 the studio runs it in a worker thread.
+
+Memory: the volume may be lazy (read a batch of slices at a time by the
+backend); besides the current batch the pipeline holds one uint8 label volume.
+Post-processing runs on a crop to the kept liver component's box and rewrites
+the labels in place (:mod:`liverseg_studio.segment.streaming`, bit for bit
+what ``postprocess_labels`` gives on the whole volume); the labels before it
+stay available as a lazy ``raw_labels`` over the voxels that changed.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from liverseg_studio.core.errors import BackendError, CancelledError
-from liverseg_studio.core.postprocess import DEFAULT_MIN_COMPONENT_MM3, PostprocessReport, postprocess_labels
+from liverseg_studio.core.postprocess import DEFAULT_MIN_COMPONENT_MM3, PostprocessReport
+from liverseg_studio.core.slices import LazyArray
 from liverseg_studio.core.volume import Label, LabelMap, Volume
 from liverseg_studio.core.volumetry import VolumeStats, compute_stats
+from liverseg_studio.segment.streaming import postprocess_in_place
 
 if TYPE_CHECKING:
     from liverseg_studio.backends.base import Backend, CancelFn, ProgressFn
@@ -111,8 +120,9 @@ class SegmentationResult:
     volume: Volume
     #: Final uint8 (z, y, x) labels (post-processed unless ``postprocessed`` is False).
     labels: LabelMap
-    #: The backend's labels before post-processing (the same array when not post-processed).
-    raw_labels: LabelMap
+    #: The backend's labels before post-processing (the same array when not post-processed or
+    #: unchanged; otherwise a read-only lazy array: index it per slice, ``np.asarray`` for all of it).
+    raw_labels: LabelMap | LazyArray
     stats: VolumeStats
     #: Seconds: ``inference`` (the whole backend call), ``postprocess``, ``volumetry``,
     #: ``total``, plus the backend's own phases prefixed ``backend_`` (e.g. ``backend_preprocess``).
@@ -191,11 +201,13 @@ def segment_volume(
     # small liver cross-section is real, not noise (measured on the validation
     # split: per-slice liver Dice mean 0.66 with 3D rules applied to slices, 0.75 without).
     postprocess = bool(postprocess) and not volume.is_2d
+    raw_out: LabelMap | LazyArray = raw
     if postprocess:
         spacing = volume.spacing if volume.spacing_known else None
-        labels, report = postprocess_labels(  # type: ignore[misc]
-            raw, spacing, min_component_mm3=min_component_mm3, return_report=True
-        )
+        # the backend's labels are ours (predict returns a fresh array): rewritten in place,
+        # no second full-size copy; a read-only array is copied first
+        labels = raw if raw.flags.writeable else np.array(raw, copy=True)
+        raw_out, report = postprocess_in_place(labels, spacing, min_component_mm3=min_component_mm3)
     else:
         labels = raw
     t_post = time.perf_counter() - t0
@@ -221,7 +233,7 @@ def segment_volume(
     return SegmentationResult(
         volume=volume,
         labels=labels,
-        raw_labels=raw,
+        raw_labels=raw_out,
         stats=stats,
         timings=timings,
         backend=name,

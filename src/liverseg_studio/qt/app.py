@@ -83,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
+    from liverseg_studio.qt.platform_check import missing_xcb_message
+
+    problem = missing_xcb_message()  # Qt would abort with a long message: say what to install
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app([sys.argv[0], *argv])
     window = create_window()

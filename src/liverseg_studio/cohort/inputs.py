@@ -88,7 +88,8 @@ def collect_studies(inputs: list[str], loaders: Any, out_dir: Path, skipped: lis
         if key in seen_paths:
             raise LiversegError(f"{path}: listed twice in the cohort")
         seen_paths[key] = path
-    names = unique_names([ident if ident else path for path, ident, _ in entries])
+    # an id is a name, not a path: its slashes stay in the output name (as "_")
+    names = unique_names([ident.replace("/", "_").replace("\\", "_") if ident else path for path, ident, _ in entries])
     studies = []
     ids: set[str] = set()
     for (path, ident, extra), name in zip(entries, names):

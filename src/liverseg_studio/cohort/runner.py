@@ -334,12 +334,12 @@ def run_cohort(
         sweep_dead_temps(out_dir)
         try:
             if client is not None:
-                _run(client, studies, config, summary, out, err, on_row, True)
+                _run(client, studies, config, summary, out, err, on_row, True, False)
             else:
                 # a LocalCluster has a dashboard only with bokeh; an existing cluster shows its own
                 show = bool(config.scheduler) or (config.dashboard and has_bokeh())
                 with open_client(config, len(studies), err) as own:
-                    _run(own, studies, config, summary, out, err, on_row, show)
+                    _run(own, studies, config, summary, out, err, on_row, show, not config.scheduler)
         finally:
             sweep_dead_temps(out_dir)  # after the workers are gone: what a killed one left
             _, rows = read_table(out_dir / TABLE_NAME)
@@ -361,13 +361,14 @@ def _run(
     err: TextIO,
     on_row: Callable[[dict[str, Any]], None] | None,
     show_dashboard: bool,
+    own_cluster: bool,
 ) -> None:
     from distributed import as_completed
 
     out_dir = Path(config.out_dir)
     spec = config.model
     plugin_name = spec.plugin_name()
-    client.register_plugin(ModelPlugin(spec), name=plugin_name)
+    client.register_plugin(ModelPlugin(spec, ignore_sigint=own_cluster), name=plugin_name)
     identity = _model_identity(client, plugin_name)
     summary.workers = len(client.scheduler_info().get("workers", {}))
     if show_dashboard:

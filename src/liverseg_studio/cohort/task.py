@@ -84,8 +84,10 @@ class ModelPlugin(WorkerPlugin):
     #: Registering the same spec again (a rerun on the same cluster) keeps the loaded model.
     idempotent = True
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, *, ignore_sigint: bool = False) -> None:
         self.spec = spec
+        #: Workers of our own LocalCluster leave Ctrl-C to the client, which closes them cleanly.
+        self.ignore_sigint = ignore_sigint
         self.backend: Any = None
         self.error = ""
         self.loads = 0
@@ -94,6 +96,10 @@ class ModelPlugin(WorkerPlugin):
 
     async def setup(self, worker: Any) -> None:
         self.stop = threading.Event()
+        if self.ignore_sigint and threading.current_thread() is threading.main_thread():
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         # in a thread: a slow model load must not block the worker's heartbeats
         await asyncio.get_running_loop().run_in_executor(None, self._load)
 

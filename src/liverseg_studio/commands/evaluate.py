@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", help="split of a prepared set (default test)")
     p.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR")
     p.add_argument("--no-postprocess", action="store_true", help="score the backend's raw labels")
+    p.add_argument("--per-slice", action="store_true",
+                   help="score each slice of a volume as its own 2D case (as a single slice is segmented: "
+                   "no 3D post-processing)")
     p.add_argument("--threads", type=int, default=None, help="inference threads")
     add_trust_pickle_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from liverseg_studio.plugins.registry import LoadOptions
     from liverseg_studio.segment.pipeline import model_info
     from liverseg_studio.training.evaluate import EvaluateError, cases_from_files, cases_from_prepared, evaluate_cases
+    from liverseg_studio.training.evaluate import split_slices
 
     pm = get_plugin_manager()
     if args.labels is None:
@@ -47,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         cases = cases_from_prepared(args.data[0], args.split)
     else:
         cases = cases_from_files(args.data, args.labels, lambda p: pm.loaders.load(p, LoadOptions()))
+    if args.per_slice:
+        cases = split_slices(cases)
     backend = load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
     try:
         info = model_info(backend).to_json()
@@ -66,4 +72,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  liver  HD95 {fmt('liver_hd95')} [{unit}]")
     print(f"  tumour Dice {fmt('tumour_dice')}")
     print(f"  seconds per slice {fmt('seconds_per_slice')}")
+    fp = s["liver_free_fp"]
+    if fp["n"]:
+        print(f"  liver-free slices {fp['n']}: {fp['with_fp']} with false-positive liver; area per slice "
+              f"mean {fp['px_mean']:.1f} px, median {fp['px_median']:.0f}, p95 {fp['px_p95']:.0f}, max {fp['px_max']:.0f}")
+    else:
+        print("  liver-free slices: none in the truth")
+    if fp["fp_px_per_slice_all_slices"] is not None:
+        print(f"  false-positive liver per slice (all slices) {fp['fp_px_per_slice_all_slices']:.1f} px")
     return 0

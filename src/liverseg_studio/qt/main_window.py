@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from liverseg_studio.core.volume import Volume
     from liverseg_studio.plugins.manager import PluginManager
     from liverseg_studio.plugins.registry import LoadOptions
+    from liverseg_studio.qt.editing.studio import StudioEditing
     from liverseg_studio.segment.pipeline import SegmentationResult
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self._pending_slice: int | None = None
         self._shown_once = False
         self.studio: StudioPage | None = None
+        self.editing: StudioEditing | None = None  # built with the studio page
 
         self.stack = QStackedWidget()
         self.start_screen = StartScreen()
@@ -269,6 +271,9 @@ class MainWindow(QMainWindow):
         page.cancel_button.clicked.connect(self.cancel_run)
         page.export_button.setMenu(self.export_menu)
         page.results.lesion_activated.connect(self.go_to_slice)
+        from liverseg_studio.qt.editing.studio import StudioEditing
+
+        self.editing = StudioEditing(self, page)
         page.viewer.cursor_moved.connect(self.readout_label.setText)
         page.viewer.set_opacity(self.settings.opacity)
         from liverseg_studio.qt.viewer import LAYOUTS
@@ -667,6 +672,16 @@ class MainWindow(QMainWindow):
             uid = err.series[items.index(choice)][0]
             self.open_path(err.path, LoadOptions(series_uid=uid))
 
+    def adopt_result(self, result: "SegmentationResult", status: str) -> None:
+        """Show ``result`` as the current segmentation (a mask opened onto the image for editing)."""
+        assert self.studio is not None
+        self._result = result
+        self.studio.viewer.set_labels(result.labels)
+        self.studio.results.set_stats(result.stats)
+        self.studio.run_status.setText(status)
+        self._update_actions()
+        self.segmentation_finished.emit(result)
+
     # ==================================================================== navigation
     def step_slice(self, delta: int) -> None:
         if self.studio is not None and self._volume is not None and self.stack.currentWidget() is self.studio:
@@ -691,7 +706,7 @@ class MainWindow(QMainWindow):
             return None
         from liverseg_studio.segment import exporters
 
-        result = self._result
+        result = self.editing.export_result(self._result) if self.editing is not None else self._result
         kind = _OLD_EXPORT_KINDS.get(kind, kind)
         text, flt, suffix = EXPORTS[kind]
         if kind == "seg" and not exporters.is_dicom(result.volume):
@@ -740,6 +755,8 @@ class MainWindow(QMainWindow):
             return None
         self.settings.last_dir = str(target.parent)
         self.statusBar().showMessage(f"Exported {out}", 6000)
+        if self.editing is not None:
+            self.editing.exported(kind)
         return Path(out)
 
     def _write_slice_png(self, result: "SegmentationResult", path: Path, overwrite: bool) -> Path:
@@ -788,7 +805,9 @@ class MainWindow(QMainWindow):
         self.readout_label.setText("")
 
     def go_back(self) -> None:
-        """Return to the start screen and free the loaded case (no restart)."""
+        """Return to the start screen and free the loaded case (no restart); asks first about unsaved edits."""
+        if self.editing is not None and not self.editing.confirm_discard("go back"):
+            return
         if self._load_worker is not None:
             self._load_worker.cancel()
         self._load_worker = None
@@ -805,12 +824,17 @@ class MainWindow(QMainWindow):
         """Cancel and join all workers; True when every thread finished in time."""
         ok_load = self.loader_runner.shutdown(timeout_s)
         ok_seg = self.segment_runner.shutdown(timeout_s)
+        if self.editing is not None:
+            self.editing.controller.shutdown(timeout_s)
         if not (ok_load and ok_seg):
             log.warning("a worker did not stop within %.0f s", timeout_s)
         self._backend_cache.clear()
         return ok_load and ok_seg
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
+        if self.editing is not None and not self.editing.confirm_discard("close the studio"):
+            event.ignore()
+            return
         self.statusBar().showMessage("Stopping…")
         self._run_rid = None
         self._load_rid = None

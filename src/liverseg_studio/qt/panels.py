@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+
 class SliceViewBox(pg.ViewBox):
     """A ViewBox whose plain mouse wheel pages slices (Ctrl+wheel zooms) and whose
     middle drag or Shift+left drag sets window/level, as in PACS viewers."""
@@ -20,6 +21,10 @@ class SliceViewBox(pg.ViewBox):
     sigSliceScroll = Signal(int)
     #: (phase, dx, dy): phase 0 start, 1 move, 2 finish; dx/dy in screen pixels since the start
     sigWindowDrag = Signal(int, float, float)
+
+    #: the active editing tool's handler (:class:`~liverseg_studio.qt.editing.EditController`) or
+    #: None; it gets plain left clicks and drags (``view_click(view, ev)`` / ``view_drag(view, ev)``)
+    editor: Any = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, **kwargs)
@@ -38,6 +43,10 @@ class SliceViewBox(pg.ViewBox):
         window_drag = ev.button() == Qt.MouseButton.MiddleButton or (
             ev.button() == Qt.MouseButton.LeftButton and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
         )
+        if not window_drag and self.editor is not None and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.editor.view_drag(self, ev)
+            return
         if not window_drag:
             super().mouseDragEvent(ev, axis)
             return
@@ -45,6 +54,13 @@ class SliceViewBox(pg.ViewBox):
         d = ev.screenPos() - ev.buttonDownScreenPos()
         phase = 0 if ev.isStart() else (2 if ev.isFinish() else 1)
         self.sigWindowDrag.emit(phase, float(d.x()), float(d.y()))
+
+    def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 - pyqtgraph name
+        if self.editor is not None and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.editor.view_click(self, ev)
+            return
+        super().mouseClickEvent(ev)
 
 
 class _Graphics(pg.GraphicsLayoutWidget):

@@ -28,6 +28,9 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl+wheel · right drag", "zoom (all panels together)"),
     ("Left drag", "pan"),
     ("Middle drag · Shift+drag", "window / level"),
+    ("B · E · F · L", "correct: brush, eraser, fill, lasso (Esc leaves the tool)"),
+    ("1 · 2  ·  [ · ]", "correct liver / tumour · smaller / larger brush"),
+    ("Ctrl+Z · Ctrl+Shift+Z / Ctrl+Y", "undo / redo a correction"),
     ("Ctrl+W", "go back to this screen"),
     ("F1", "contact, licence and model card"),
 )

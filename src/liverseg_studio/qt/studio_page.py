@@ -88,6 +88,12 @@ class StudioPage(QWidget):
         form.addRow(self.run_status)
         side_lay.addWidget(seg_box)
 
+        # -- correcting the segmentation (qt.editing) -------------------------------------
+        from liverseg_studio.qt.editing.panel import EditPanel
+
+        self.edit_panel = EditPanel()
+        side_lay.addWidget(self.edit_panel)
+
         # -- results ---------------------------------------------------------------------
         res_box = QGroupBox("Results")
         rl = QVBoxLayout(res_box)

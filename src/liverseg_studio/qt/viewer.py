@@ -319,7 +319,7 @@ class SliceViewer(QWidget):
         if labels is not None and self._volume is not None and labels.shape != self._volume.shape:
             raise ValueError(f"labels shape {labels.shape} does not match the volume {self._volume.shape}")
         self._labels = None if labels is None else np.asarray(labels, dtype=np.uint8)
-        self._show_labels()
+        self.refresh_labels()
 
     def clear(self) -> None:
         """Forget the volume and labels and release their memory."""
@@ -567,7 +567,7 @@ class SliceViewer(QWidget):
             self._rgb_timer.start()
         self.grey_item.setImage(grey, autoLevels=False, levels=(lo, hi))
         self.seg_grey_item.setImage(grey, autoLevels=False, levels=(lo, hi))
-        self._show_labels()
+        self.refresh_labels()
         self.slice_label.setText(f"Slice {z + 1} / {self._volume.n_slices}")
         self._update_annotations()
         if self._last_readout is not None:
@@ -599,7 +599,7 @@ class SliceViewer(QWidget):
         self.anatomy_panel.set_annotations(where, wl, letters)
         self.overlay_panel.set_annotations(where, wl, letters)
 
-    def _show_labels(self) -> None:
+    def refresh_labels(self) -> None:  # after the label map changed in place (editing)
         if self._labels is None or self._volume is None:
             self.label_item.clear()
             return

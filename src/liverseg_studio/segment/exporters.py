@@ -488,7 +488,9 @@ def dicom_seg_dataset(result: SegmentationResult, *, repairs: list[str] | None =
                 segment_label=label,
                 segmented_property_category=Code(cat, "SCT", cat_meaning),
                 segmented_property_type=Code(typ, "SCT", typ_meaning),
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC  # corrected by a reader
+                if result.edit
+                else hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
                 algorithm_identification=algorithm,
                 anatomic_regions=[Code("10200004", "SCT", "Liver")] if number == Label.TUMOUR else None,
                 display_color=hd.color.CIELabColor.from_rgb(*colour)
@@ -511,7 +513,7 @@ def dicom_seg_dataset(result: SegmentationResult, *, repairs: list[str] | None =
             manufacturer_model_name=f"{name} {result.model.version}".strip()[:64],
             software_versions=__version__,
             device_serial_number="none",
-            series_description="LiverSeg liver and tumour",
+            series_description="LiverSeg liver and tumour" + (" (edited)" if result.edit else ""),
             content_description=f"liver and liver tumour segmentation by {name}"[:64],
             content_label="LIVERSEG",
             omit_empty_frames=bool(np.any(pixel)),
@@ -593,6 +595,9 @@ def report_dict(
         "labels": LABEL_TABLE,
         "outputs": {k: Path(p).name for k, p in (outputs or {}).items()},
         "notes": [n for n in ([st.note] if st.note else []) + list(notes) if n],
+        # a reader corrected the mask in the studio: who produced it, voxels changed per label
+        "edited": bool(result.edit),
+        "editing": dict(result.edit) if result.edit else None,
     }
     if not vol.spacing_known and vol.is_2d:
         report["liver_area_px"] = st.liver_voxels

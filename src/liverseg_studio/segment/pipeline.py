@@ -132,6 +132,9 @@ class SegmentationResult:
     postprocessed: bool = True
     postprocess_report: PostprocessReport | None = None
     min_component_mm3: float = DEFAULT_MIN_COMPONENT_MM3
+    #: Set when a reader corrected the labels in the studio (``qt.editing.masks.edit_info``):
+    #: who produced the mask and the voxels changed per label; the report marks it ``edited``.
+    edit: Mapping[str, Any] | None = None
 
     @property
     def slices_per_second(self) -> float:

@@ -13,6 +13,13 @@ recall, F1, pixel accuracy, RVD, ASSD, HD95 (mm when the spacing is known,
 else pixels: stated per case), and inference time per slice.  Slices whose
 truth is partial (liver and tumour merged by the source) count for liver
 metrics only.  Writes ``metrics.json``, ``metrics.csv`` and ``metrics.png``.
+
+False positives per slice (issue 14): on every slice whose truth has no liver,
+the area the prediction calls liver (pixels, and mm^2 when the spacing is
+known), per case and pooled over all cases; and the per-slice false-positive
+liver area (predicted liver outside the true liver) over all slices.
+``per_slice=True`` (``--per-slice``) scores each slice of a volume as its own
+2D case, as the studio and ``segment`` see a single slice (no 3D post-processing).
 """
 
 from __future__ import annotations
@@ -109,6 +116,66 @@ def cases_from_prepared(data_dir: Path, split: str) -> list[Case]:
                      loader="prepared", spacing_known=False)
         out.append(Case(id=e["id"], volume=vol, truth=m[None].astype(np.uint8), patient=e["patient"],
                         partial=bool(e.get("partial")), set=e.get("set", ""), source=e.get("source", "")))
+    return out
+
+
+def split_slices(cases: Sequence[Case]) -> list[Case]:
+    """Each slice of each case as its own one-slice 2D case (``<id>#z<k>``, same patient)."""
+    out = []
+    for c in cases:
+        if c.volume.n_slices == 1:
+            out.append(c)
+            continue
+        for z in range(c.volume.n_slices):
+            out.append(Case(id=f"{c.id}#z{z}", volume=c.volume.sub_volume(z, z + 1), truth=c.truth[z : z + 1],
+                            patient=c.patient, partial=c.partial, set=c.set, source=c.source))
+    return out
+
+
+def false_positive_area(pred: np.ndarray, truth: np.ndarray, pixel_mm2: float | None = None) -> dict[str, Any]:
+    """Per-slice false-positive liver area of one case.
+
+    ``liver_free_*``: the slices whose truth has no liver (label >= 1), and on them the
+    area predicted as liver; ``fp_px_per_slice``: predicted liver outside the true
+    liver, mean over all slices.  ``fp_px`` lists the area of each liver-free slice.
+    """
+    p = np.asarray(pred) >= 1
+    t = np.asarray(truth) >= 1
+    per_slice_fp = (p & ~t).reshape(p.shape[0], -1).sum(axis=1)
+    free = ~t.reshape(t.shape[0], -1).any(axis=1)
+    fp_free = p.reshape(p.shape[0], -1).sum(axis=1)[free]
+    row: dict[str, Any] = {
+        "liver_free_slices": int(free.sum()),
+        "liver_free_slices_with_fp": int(np.count_nonzero(fp_free)),
+        "liver_free_fp_px_mean": float(fp_free.mean()) if fp_free.size else None,
+        "liver_free_fp_px_max": int(fp_free.max()) if fp_free.size else None,
+        "fp_px_per_slice": float(per_slice_fp.mean()) if per_slice_fp.size else None,
+        "fp_px": [int(v) for v in fp_free],
+    }
+    if pixel_mm2 is not None:
+        row["liver_free_fp_mm2_mean"] = None if not fp_free.size else float(fp_free.mean()) * pixel_mm2
+        row["fp_mm2_per_slice"] = None if not per_slice_fp.size else float(per_slice_fp.mean()) * pixel_mm2
+    return row
+
+
+def _fp_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled over every liver-free slice of every case."""
+    fp = np.asarray([v for r in rows for v in r.get("fp_px", [])], dtype=np.float64)
+    per_slice = [r.get("fp_px_per_slice") for r in rows]
+    weights = [r.get("slices", 1) for r in rows]
+    usable = [(v, w) for v, w in zip(per_slice, weights) if v is not None]
+    out: dict[str, Any] = {
+        "n": int(fp.size),
+        "with_fp": int(np.count_nonzero(fp)),
+        "fraction_with_fp": float(np.count_nonzero(fp) / fp.size) if fp.size else None,
+        "px_mean": float(fp.mean()) if fp.size else None,
+        "px_median": float(np.median(fp)) if fp.size else None,
+        "px_p95": float(np.percentile(fp, 95)) if fp.size else None,
+        "px_max": float(fp.max()) if fp.size else None,
+        "fp_px_per_slice_all_slices": (
+            sum(v * w for v, w in usable) / sum(w for _, w in usable) if usable else None
+        ),
+    }
     return out
 
 
@@ -224,6 +291,8 @@ def evaluate_cases(
                                "slices": case.volume.n_slices,
                                "seconds_per_slice": res.timings.get("inference", 0.0) / max(case.volume.n_slices, 1)}
         row.update(case_metrics(pred, case))
+        vol = case.volume
+        row.update(false_positive_area(pred, case.truth, vol.spacing[1] * vol.spacing[2] if vol.spacing_known else None))
         rows.append(row)
         preds.append(pred)
         if len(cases) > 1 and ((k + 1) % 25 == 0 or k + 1 == len(cases)):
@@ -273,8 +342,11 @@ def evaluate_cases(
             "distance_unit": "mm when the input's spacing is known, else pixels (see each case's unit): " + ", ".join(units),
             "per_slice_2d": "prepared-set slices are 2D cases (pixel distances); patients aggregate them",
             "seconds_per_slice": "backend inference time of the case / its slices (post-processing excluded)",
+            "liver_free_fp": "on slices whose truth has no liver: pixels predicted as liver (per slice; "
+            "summary pooled over all such slices); fp_px_per_slice: predicted liver outside the true liver, "
+            "mean over all slices",
         },
-        "summary": _summary(rows),
+        "summary": {**_summary(rows), "liver_free_fp": _fp_summary(rows)},
         "cases": rows,
         "patients": patients,
         "seconds": round(time.monotonic() - t_all, 2),
@@ -282,7 +354,8 @@ def evaluate_cases(
     atomic_write_text(out / "metrics.json", json.dumps(report, indent=1) + "\n", overwrite=True)
     cols = ["case", "patient", "set", "partial", "slices", "unit", "seconds_per_slice"] + [
         f"{o}_{k}" for o in ("liver", "tumour") for k in METRIC_KEYS
-    ]
+    ] + ["liver_free_slices", "liver_free_slices_with_fp", "liver_free_fp_px_mean", "liver_free_fp_px_max",
+         "fp_px_per_slice"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()

@@ -123,7 +123,7 @@ def _load_seg(p: Path, volume: Volume) -> np.ndarray:
         seg = hd.seg.segread(str(p))
     except Exception as exc:  # noqa: BLE001
         raise LoaderError(p, f"cannot read it as a DICOM SEG: {exc}") from exc
-    series = str(volume.meta.get("SeriesInstanceUID") or "")
+    series = str(volume.meta.get("series_uid") or volume.meta.get("SeriesInstanceUID") or "")
     uids = [str(u) for u in (volume.meta.get("sop_instance_uids") or [])]
     if not series or len(uids) != volume.n_slices or not all(uids):
         raise LoaderError(p, "a DICOM SEG can only be opened onto the DICOM series it references")

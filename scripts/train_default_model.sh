@@ -1,41 +1,50 @@
 #!/usr/bin/env bash
-# How the default model is made, end to end (CPU or CUDA):
-#   prepare (patient-disjoint split of ../shared/data) -> train -> export (ONNX fp32 + int8).
-# Never uses LiTS case 117 (the held-out tumour test).
+# How the default model is made, end to end, on a CPU (a GPU only makes it faster):
+#   prepare (person-disjoint split of ../shared/data, test people held out by name)
+#   -> train (warm start from the shipped int8 model, liver prior, real labels weighted up)
+#   -> calibrate (the tumour decision, tuned on validation people only)
+#   -> export (ONNX fp32 + int8) -> evaluate (scripts/evaluate_default_model.sh).
+# Never uses LiTS case 117 (the held-out tumour test); never trains on the test people below.
 #
-#   scripts/train_default_model.sh                       # defaults below
-#   EPOCHS=60 DEVICE=cuda BS=32 scripts/train_default_model.sh
-#   BUDGET_S=300 ...    # EPOCHS=auto: time one epoch, then fit the epochs into BUDGET_S
+#   scripts/train_default_model.sh                  # the recipe of the shipped model (CPU: ~1 h on 2 cores)
+#   EPOCHS=8 DEVICE=cuda BS=32 CROP= scripts/train_default_model.sh
+#   PAUSE_FILE=/tmp/liverseg-bench.lock ...         # training waits while that file exists
+#
+# The first shipped model (2026.11.1) was trained from scratch on a rented GPU with every LiTS/MSD
+# liver labelled "liver-or-tumour" (3): its tumour head called most livers tumour.  This recipe
+# (2026.12.1) fine-tunes it with the per-pixel labels of the shared data (real 3D-IRCADb tumour
+# labels, tumour-free livers as liver) and a liver prior inside the merged masks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIVERSEG=${LIVERSEG:-".venv/bin/liverseg"}
+PY=${PY:-".venv/bin/python"}
 SRC=${SRC:-../shared/data}
-DATA=${DATA:-runs/prepared256}
-MODEL=${MODEL:-runs/default-model}
+DATA=${DATA:-runs/prep12}
+MODEL=${MODEL:-runs/ft12}
+INIT=${INIT:-resources/models/default}
 SIZE=${SIZE:-256}
-EPOCHS=${EPOCHS:-auto}
-BUDGET_S=${BUDGET_S:-3600}
+EPOCHS=${EPOCHS:-4}
 BS=${BS:-8}
+CROP=${CROP-160}
+LR=${LR:-2e-4}
 DEVICE=${DEVICE:-auto}
-WORKERS=${WORKERS:-auto}
-TUMOURS=${TUMOURS:-0.5}
+PAUSE_FILE=${PAUSE_FILE:-/tmp/liverseg-bench.lock}
 
-if [ ! -f "$DATA/manifest.json" ]; then
-  $LIVERSEG prepare "$SRC" --out "$DATA" --size "$SIZE" --split 80,10,10 --seed 0
-fi
-
-if [ "$EPOCHS" = auto ]; then
-  probe=$(mktemp -d)
-  t0=$(date +%s.%N)
-  $LIVERSEG train "$DATA" --out "$probe/m" --epochs 1 --size "$SIZE" --bs "$BS" --device "$DEVICE" \
-    --workers "$WORKERS" --synthetic-tumours "$TUMOURS"
-  t1=$(date +%s.%N)
-  EPOCHS=$(python3 -c "import sys; e=float(sys.argv[2])-float(sys.argv[1]); print(max(1, int(float(sys.argv[3]) / max(e * 0.8, 1e-3))))" "$t0" "$t1" "$BUDGET_S")
-  echo "one epoch (with start-up) took $(python3 -c "print(round($t1-$t0,1))") s -> EPOCHS=$EPOCHS for a ${BUDGET_S} s budget"
-  rm -rf "$probe"
-fi
+# Test people (never trained on): 3D-IRCADb 1.01 (volumes/ircad-1.01, 7 tumours) and 1.07
+# (volumes/ircad-1.07, tumour-free) with their LiTS/MSD slices, and two CHAOS donors.
+# Validation people (the tumour decision is tuned on them): two with real tumour labels, one CHAOS donor.
+ASSIGN=(
+  --assign lits-msd:10049=test --assign lits-msd:10056=test --assign chaos:101=test --assign chaos:103=test
+  --assign lits-msd:10055=valid --assign lits-msd:10061=valid --assign chaos:102=valid
+  --assign chaos:104=train --assign lits-msd:10059=train --assign lits-msd:10063=train --assign lits-msd:10069=train
+)
+$LIVERSEG prepare "$SRC" --out "$DATA" --size "$SIZE" --split 80,10,10 --seed 0 "${ASSIGN[@]}"
 
 $LIVERSEG train "$DATA" --out "$MODEL" --epochs "$EPOCHS" --size "$SIZE" --bs "$BS" --device "$DEVICE" \
-  --workers "$WORKERS" --synthetic-tumours "$TUMOURS" --overwrite
+  --init-from "$INIT" --liver-prior --repeat-real-labels 3 --freeze-bn ${CROP:+--crop "$CROP"} --select last \
+  --lr "$LR" --tumour-hu 12,55 --tumour-radius 2,20 --pause-file "$PAUSE_FILE" \
+  --name liverseg-resnet34-unet --model-version 2026.12.1 --overwrite
+
+$PY -m liverseg_studio.training.calibrate "$MODEL" "$DATA" --split valid --max-share 0.05
 $LIVERSEG export "$MODEL" --int8 --calib "$DATA" --overwrite
-echo "model written to $MODEL"
+echo "model written to $MODEL; measure it with scripts/evaluate_default_model.sh $MODEL"

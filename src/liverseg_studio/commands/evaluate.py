@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  liver  Dice {fmt('liver_dice')}")
     print(f"  liver  HD95 {fmt('liver_hd95')} [{unit}]")
     print(f"  tumour Dice {fmt('tumour_dice')}")
+    print(f"  tumour precision {fmt('tumour_precision')}")
+    print(f"  tumour recall {fmt('tumour_recall')}")
+    print(f"  tumour share of the predicted liver {fmt('tumour_share')}")
     print(f"  seconds per slice {fmt('seconds_per_slice')}")
     fp = s["liver_free_fp"]
     if fp["n"]:

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Reads LiTS-layout folders (volume-N.nii[.gz] + segmentation-N.nii[.gz]), slice-set folders with "
             "manifest.csv (the shared data), and volume + label pairs (--pair); writes per slice the 3-channel "
-            "windowed JPG, a PNG label mask (0/1/2), a 16-bit HU PNG and manifest.json, split by patient."
+            "windowed JPG, a PNG label mask (0/1/2 and 3 = liver-or-tumour), a 16-bit HU PNG and manifest.json, split by person (the shared data's person column, else the patient)."
         ),
     )
     p.add_argument("src", nargs="*", type=Path, help="LiTS-layout folder or slice-set folder with manifest.csv")
@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="output slice size in pixels (default 256)")
     p.add_argument("--split", default="80,10,10", help="train,valid,test percentages by patient (default 80,10,10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patient split (default 0)")
+    p.add_argument("--assign", action="append", default=[], metavar="PERSON=SPLIT",
+                   help="put one person (the shared data's person id, else the patient id) in train, valid or test, "
+                        "e.g. people held out as a test set; repeatable")
     p.add_argument("--max-empty-ratio", type=float, default=0.25,
                    help="keep at most R x (slices with liver) slices without liver per volume (default 0.25; "
                         "negative keeps all)")
@@ -32,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from liverseg_studio.training.prepare import PrepareError, _Progress, parse_split, prepare
+    from liverseg_studio.training.prepare import PrepareError, _Progress, parse_assign, parse_split, prepare
 
     if not args.src and not args.pair:
         raise PrepareError("give at least one SRC folder or --pair IMAGE LABELS")
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         max_empty_ratio=args.max_empty_ratio,
         pairs=[tuple(p) for p in args.pair],
         licence=args.licence,
+        assign=parse_assign(args.assign),
         progress=progress,
     )
     print(f"prepared {res.n_slices} slices into {res.out} ({res.written} written, {res.skipped} unchanged)")

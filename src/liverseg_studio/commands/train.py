@@ -30,6 +30,16 @@ def _workers(text: str) -> int | None:
     return v
 
 
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI, got {text!r}") from None
+    if not 0 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LO <= HI, got {text!r}")
+    return lo, hi
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -60,6 +70,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; on a busy shared CPU 1 can be faster)")
+    p.add_argument("--init-from", type=Path, default=None, metavar="MODEL_DIR",
+                   help="start from a model folder's weights (model.safetensors, else its ONNX file dequantised)")
+    p.add_argument("--liver-prior", action="store_true",
+                   help="liver-or-tumour pixels of normal parenchyma intensity are trained as liver; hypo/hyperdense "
+                        "ones stay ambiguous (HU-exact slices of the training split)")
+    p.add_argument("--repeat-real-labels", type=int, default=1, metavar="K",
+                   help="see each training slice with real labels (liver/tumour known) K times per epoch, "
+                        "2K with real tumour (default 1)")
+    p.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics frozen (warm starts, small batches)")
+    p.add_argument("--crop", type=int, default=None, metavar="PX",
+                   help="train on random PX x PX crops of the augmented slices (cheaper on a CPU; default: whole slices)")
+    p.add_argument("--select", choices=("dice_liver", "last"), default="dice_liver",
+                   help="which epoch's weights to keep: best validation liver Dice (default) or the last")
+    p.add_argument("--tumour-hu", type=_pair, default=None, metavar="LO,HI",
+                   help="synthetic tumours are LO..HI HU darker than the liver (default 20,80)")
+    p.add_argument("--tumour-radius", type=_pair, default=None, metavar="LO,HI",
+                   help="synthetic tumour radii in pixels of a 256-pixel slice (default 3,28)")
+    p.add_argument("--pause-file", type=Path, default=None, metavar="PATH",
+                   help="pause between batches while PATH exists (let a benchmark have the CPU)")
     p.add_argument("--max-train-slices", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--name", default="liverseg-resnet34-unet", help="model name in model.json")
     p.add_argument("--model-version", default="0.1.0", help="model version in model.json")
@@ -67,7 +96,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from liverseg_studio.training.data import AugmentConfig, LiverPrior
+    from liverseg_studio.training.synthetic import TumourConfig
     from liverseg_studio.training.train import TrainConfig, train
+
+    tumour = TumourConfig()
+    if args.tumour_hu is not None:
+        tumour = replace(tumour, darker_hu=args.tumour_hu)
+    if args.tumour_radius is not None:
+        tumour = replace(tumour, min_radius=args.tumour_radius[0], max_radius=args.tumour_radius[1])
 
     cfg = TrainConfig(
         epochs=args.epochs,
@@ -86,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
         max_train_slices=args.max_train_slices,
         name=args.name,
         version=args.model_version,
+        augment=AugmentConfig(tumour=tumour),
+        init_from=args.init_from,
+        liver_prior=LiverPrior() if args.liver_prior else None,
+        repeat_real_labels=args.repeat_real_labels,
+        freeze_bn=args.freeze_bn,
+        crop=args.crop,
+        select=args.select,
+        pause_file=args.pause_file,
     )
     res = train(args.data_dir, args.out, cfg)
     v = res.validation["dice_liver"]

@@ -60,8 +60,10 @@ class AugmentConfig:
     def to_json(self) -> dict[str, Any]:
         return {
             "synthetic_tumours_p": self.synthetic_tumours,
-            "synthetic_tumours": "Hu et al. CVPR 2023 style: elastic ellipses 20-80 HU darker than liver, texture, "
-            "optional rim, inside liver of slices with a documented HU mapping, labelled tumour",
+            "synthetic_tumours": f"Hu et al. CVPR 2023 style: elastic ellipses {self.tumour.darker_hu[0]:g}-"
+            f"{self.tumour.darker_hu[1]:g} HU darker than liver, radius {self.tumour.min_radius:g}-"
+            f"{self.tumour.max_radius:g} px at 256, texture, optional rim, inside liver of slices with a documented "
+            "HU mapping, labelled tumour",
             "flips": self.flips,
             "rot90": self.rot90,
             "small_rotation_deg": self.small_rotation_deg,
@@ -98,6 +100,8 @@ class SliceStore:
     synthetic_ok: np.ndarray  #: bool (N,)
     estimated: np.ndarray  #: bool (N,)
     size: int
+    #: masks of an older prepared set store liver-or-tumour as 1 on ``partial`` slices (no value 3)
+    legacy_partial: bool = False
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -149,6 +153,7 @@ class SliceStore:
             synthetic_ok=np.array([bool(e.get("synthetic_tumours")) and bool(e.get("hu")) for e in entries], dtype=bool),
             estimated=np.array([bool((e.get("grey") or {}).get("estimated")) for e in entries], dtype=bool),
             size=size,
+            legacy_partial=str(PARTIAL) not in (manifest.get("label_values") or {}),
         )
 
     def has_hu(self, i: int) -> bool:
@@ -168,14 +173,83 @@ class SliceStore:
             synthetic_ok=self.synthetic_ok[idx],
             estimated=self.estimated[idx],
             size=self.size,
+            legacy_partial=self.legacy_partial,
         )
 
     def target(self, labels: np.ndarray, i: int) -> np.ndarray:
-        """Labels -> training target (liver pixels of partial slices become :data:`PARTIAL`)."""
+        """Labels -> training target: 0/1/2 and :data:`PARTIAL` (liver-or-tumour) per pixel.
+
+        Masks of an older prepared set (``legacy_partial``) stored liver-or-tumour as 1 on
+        slices flagged ``partial``: there every liver pixel becomes :data:`PARTIAL`."""
         t = labels.astype(np.int64)
-        if self.partial[i]:
+        if self.legacy_partial and self.partial[i]:
             t[t == 1] = PARTIAL
         return t
+
+    def with_liver_prior(self, config: "LiverPrior") -> tuple["SliceStore", dict[str, Any]]:
+        """A copy whose liver-or-tumour pixels of normal parenchyma intensity are liver (see :func:`liver_prior`)."""
+        out = self.subset(range(len(self)))
+        changed = total = 0
+        for i in range(len(out)):
+            if not out.has_hu(i) or out.estimated[i]:
+                continue
+            lab = out.target(out.labels[i], i).astype(np.uint8)
+            new = liver_prior(out.hu[i].astype(np.float32), lab, config)
+            total += int((lab == PARTIAL).sum())
+            changed += int(((lab == PARTIAL) & (new == 1)).sum())
+            out.labels[i] = new
+        if out.legacy_partial:
+            # labels now carry PARTIAL explicitly
+            out.legacy_partial = False
+            for i in range(len(out)):
+                if out.partial[i] and (not out.has_hu(i) or out.estimated[i]):
+                    lab = out.labels[i]
+                    lab[lab == 1] = PARTIAL
+        return out, {"partial_pixels": total, "made_liver": changed,
+                     "share": round(changed / total, 4) if total else None}
+
+
+@dataclass(frozen=True)
+class LiverPrior:
+    """Which liver-or-tumour pixels count as liver: those of normal parenchyma intensity.
+
+    A merged mask says "liver or tumour"; most of it is parenchyma, whose HU is
+    the bulk of the mask's histogram.  Pixels whose smoothed HU lies within
+    ``below_hu`` under / ``above_hu`` over the mask's reference HU (the
+    ``reference_quantile`` of the smoothed HU inside the mask) become liver; the
+    rest, dilated by ``margin_px``, stays ambiguous (marginal loss).
+    Hypodense tumours (the common kind; 20-40 HU under the parenchyma in
+    3D-IRCADb) therefore stay ambiguous, never "liver".
+    """
+
+    sigma_px: float = 1.0
+    reference_quantile: float = 0.6
+    below_hu: float = 20.0
+    above_hu: float = 60.0
+    margin_px: int = 4
+    min_pixels: int = 200  #: smaller merged masks stay ambiguous
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def liver_prior(hu: np.ndarray, labels: np.ndarray, config: LiverPrior = LiverPrior()) -> np.ndarray:
+    """Labels with the confidently-parenchyma :data:`PARTIAL` pixels turned into liver (1); see :class:`LiverPrior`."""
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(labels, dtype=np.uint8)
+    part = labels == PARTIAL
+    n = int(part.sum())
+    if n < config.min_pixels:
+        return labels
+    sm = ndi.gaussian_filter(np.asarray(hu, dtype=np.float32), config.sigma_px)
+    ref = float(np.quantile(sm[part], config.reference_quantile))
+    outlier = part & ((sm < ref - config.below_hu) | (sm > ref + config.above_hu))
+    if config.margin_px > 0 and outlier.any():
+        outlier = ndi.binary_dilation(outlier, iterations=config.margin_px) & part
+    out = labels.copy()
+    out[part & ~outlier] = 1
+    return out
 
 
 def _rotate(img: np.ndarray, mask: np.ndarray, deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +328,23 @@ def make_sample(
     return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(target, dtype=np.int64)
 
 
+def random_crop(
+    img: np.ndarray, target: np.ndarray, side: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``side`` x ``side`` window of a sample, centred near a random foreground pixel when there is one."""
+    h, w = target.shape
+    ys, xs = np.nonzero(target)
+    if ys.size and rng.random() < 0.8:
+        k = int(rng.integers(ys.size))
+        cy, cx = int(ys[k]), int(xs[k])
+    else:
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    y0 = int(np.clip(cy - side // 2, 0, h - side))
+    x0 = int(np.clip(cx - side // 2, 0, w - side))
+    return (np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side]),
+            np.ascontiguousarray(target[y0 : y0 + side, x0 : x0 + side]))
+
+
 class SegDataset:
     """Map-style dataset of ``(TensorImage (3, S, S), TensorMask (S, S))`` for fastai.
 
@@ -262,18 +353,32 @@ class SegDataset:
     reproducible with ``torch.manual_seed``.
     """
 
-    def __init__(self, store: SliceStore, aug: AugmentConfig | None = None, spec: PreprocessSpec = DEFAULT_SPEC) -> None:
+    def __init__(
+        self,
+        store: SliceStore,
+        aug: AugmentConfig | None = None,
+        spec: PreprocessSpec = DEFAULT_SPEC,
+        *,
+        index: Sequence[int] | None = None,
+        crop: int | None = None,
+    ) -> None:
         self.store, self.aug, self.spec = store, aug, spec
+        #: item -> slice of the store (repeats weight slices up); None = every slice once
+        self.index = None if index is None else [int(i) for i in index]
+        #: random square crops of this side from augmented samples (fully convolutional training, cheaper)
+        self.crop = crop if crop and aug is not None and crop < store.size else None
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if aug is None else None
 
     def __len__(self) -> int:
-        return len(self.store)
+        return len(self.store) if self.index is None else len(self.index)
 
     def new_empty(self) -> "SegDataset":
         """An empty dataset of the same kind (fastai's ``learn.export`` keeps no data)."""
         return SegDataset(self.store.subset([]), self.aug, self.spec)
 
     def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.index is not None:
+            i = self.index[i]
         if self._cache is not None and i in self._cache:
             return self._cache[i]
         rng = None
@@ -282,6 +387,8 @@ class SegDataset:
 
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         out = make_sample(self.store, i, rng, self.aug, self.spec)
+        if self.crop is not None and rng is not None:
+            out = random_crop(out[0], out[1], self.crop, rng)
         if self._cache is not None:
             self._cache[i] = out
         return out

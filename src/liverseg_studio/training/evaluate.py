@@ -114,7 +114,7 @@ def cases_from_prepared(data_dir: Path, split: str) -> list[Case]:
             m = m[..., 0]
         vol = Volume(rgb[None], intensity=Intensity.WINDOWED_RGB, source=str(data_dir / e["image"]),
                      loader="prepared", spacing_known=False)
-        out.append(Case(id=e["id"], volume=vol, truth=m[None].astype(np.uint8), patient=e["patient"],
+        out.append(Case(id=e["id"], volume=vol, truth=m[None].astype(np.uint8), patient=e.get("person") or e["patient"],
                         partial=bool(e.get("partial")), set=e.get("set", ""), source=e.get("source", "")))
     return out
 
@@ -191,6 +191,10 @@ def case_metrics(pred: np.ndarray, case: Case) -> dict[str, Any]:
     else:
         t, p = truth[0], pr[0]
     row: dict[str, Any] = {"unit": "mm" if spacing is not None else "pixels"}
+    n_liver = int(np.count_nonzero(p >= 1))
+    # the share of the predicted liver (liver + tumour) called tumour: ~0 on a tumour-free liver
+    row["tumour_share"] = None if n_liver == 0 else int(np.count_nonzero(p == 2)) / n_liver
+    row["true_tumour_share"] = None if case.partial or not (t >= 1).any() else float((t == 2).sum() / (t >= 1).sum())
     liver = binary_metrics(p >= 1, t >= 1, spacing)
     for k, v in liver.items():
         row[f"liver_{k}"] = v
@@ -256,6 +260,9 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             vals = [r.get(f"{organ}_{k}") for r in rows]
             n = sum(1 for v in vals if v is not None)
             out[f"{organ}_{k}"] = {"mean": mean_defined(vals), "median": median_defined(vals), "n": n}
+    for k in ("tumour_share", "true_tumour_share"):
+        vals = [r.get(k) for r in rows]
+        out[k] = {"mean": mean_defined(vals), "median": median_defined(vals), "n": sum(v is not None for v in vals)}
     t = [r["seconds_per_slice"] for r in rows]
     out["seconds_per_slice"] = {"mean": mean_defined(t), "median": median_defined(t), "n": len(t)}
     return out
@@ -314,6 +321,14 @@ def evaluate_cases(
             else:
                 entry[f"{organ}_dice_pooled"] = None
             entry[f"{organ}_dice_mean"] = mean_defined([r.get(f"{organ}_dice") for r in p_rows])
+        known = [i for i in idx if not cases[i].partial]
+        tp = sum(int(np.count_nonzero((preds[i] == 2) & (cases[i].truth == 2))) for i in known)
+        n_pred = sum(int(np.count_nonzero(preds[i] == 2)) for i in known)
+        n_true = sum(int(np.count_nonzero(cases[i].truth == 2)) for i in known)
+        entry["tumour_precision_pooled"] = tp / n_pred if known and n_pred else None
+        entry["tumour_recall_pooled"] = tp / n_true if known and n_true else None
+        n_liver = sum(int(np.count_nonzero(preds[i] >= 1)) for i in idx)
+        entry["tumour_share_pooled"] = sum(int(np.count_nonzero(preds[i] == 2)) for i in idx) / n_liver if n_liver else None
         patients.append(entry)
 
     # overlays: the cases with the most liver in the truth, at their largest liver slice
@@ -352,7 +367,8 @@ def evaluate_cases(
         "seconds": round(time.monotonic() - t_all, 2),
     }
     atomic_write_text(out / "metrics.json", json.dumps(report, indent=1) + "\n", overwrite=True)
-    cols = ["case", "patient", "set", "partial", "slices", "unit", "seconds_per_slice"] + [
+    cols = ["case", "patient", "set", "partial", "slices", "unit", "seconds_per_slice", "tumour_share",
+            "true_tumour_share"] + [
         f"{o}_{k}" for o in ("liver", "tumour") for k in METRIC_KEYS
     ] + ["liver_free_slices", "liver_free_slices_with_fp", "liver_free_fp_px_mean", "liver_free_fp_px_max",
          "fp_px_per_slice"]

@@ -166,6 +166,40 @@ class BF16Autocast(Callback):
         self.after_loss()
 
 
+class FreezeBatchNorm(Callback):
+    """BatchNorm layers in eval mode while training: running statistics frozen, affine parameters still learn.
+
+    For warm starts from a folded model (its BatchNorms carry no statistics of their own) and for the small
+    batches a CPU affords, whose statistics are noisy."""
+
+    order = 11
+
+    def before_batch(self) -> None:
+        if self.training:
+            for m in self.learn.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+
+class PauseWhileFile(Callback):
+    """Waits between batches while ``path`` exists (a benchmark wants the CPU); logs once per pause."""
+
+    order = 12
+
+    def __init__(self, path: Path, poll_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.poll_s = poll_s
+
+    def before_batch(self) -> None:
+        if not self.path.exists():
+            return
+        t0 = time.monotonic()
+        sys.stderr.write(f"train: paused while {self.path} exists\n")
+        while self.path.exists():
+            time.sleep(self.poll_s)
+        sys.stderr.write(f"train: resumed after {time.monotonic() - t0:.0f}s\n")
+
+
 class BestModelSaver(SaveModelCallback):
     """SaveModelCallback that ignores the epochs skipped when resuming (``fit(start_epoch=)``).
 

@@ -52,6 +52,8 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "liverseg-prepared/1"
 HU_OFFSET = 1024  #: ``hu/*.png`` stores ``HU + HU_OFFSET`` as uint16
 SPLITS = ("train", "valid", "test")
+#: Mask value of a liver-or-tumour pixel (merged by the source; a partial label).
+PARTIAL_VALUE = 3
 
 #: Inputs that must never become training data (the held-out tumour test).
 HELD_OUT_MARKERS = ("liver_ct_segmentation_package", "liver-ct-segmentation-package")
@@ -138,6 +140,15 @@ class SliceSource:
     read: Callable[[], tuple[np.ndarray | None, np.ndarray | None, np.ndarray]]
     has_liver: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: one id per human across sets (the shared data's ``person`` column); the split unit.  "" = the patient.
+    person: str = ""
+    #: True when the labels carry partial pixels as value 3 (PARTIAL) themselves; False: the old convention,
+    #: every liver pixel of a ``partial`` slice is liver-or-tumour.
+    per_pixel_partial: bool = False
+
+    @property
+    def person_key(self) -> str:
+        return self.person or self.patient
 
 
 def _safe(text: str) -> str:
@@ -227,6 +238,8 @@ def slices_from_shared_manifest(folder: Path, sets: dict[str, SetSpec]) -> list[
                 grey=spec.grey_json(),
                 synthetic_tumours=spec.synthetic_tumours and spec.hu_range is not None,
                 read=read,
+                person=(row.get("person") or "").strip(),
+                per_pixel_partial=PARTIAL_VALUE in spec.source_values.values(),
             )
         )
     return out
@@ -426,34 +439,55 @@ def parse_split(text: str) -> tuple[float, float, float]:
     return (parts[0] / s, parts[1] / s, parts[2] / s)
 
 
+def parse_assign(items: Sequence[str]) -> dict[str, str]:
+    """``["lits-msd:10049=test", ...]`` -> {person: split}."""
+    out: dict[str, str] = {}
+    for item in items:
+        person, sep, split = item.rpartition("=")
+        if not sep or not person or split not in SPLITS:
+            raise PrepareError(f"--assign expects PERSON=SPLIT with SPLIT one of {', '.join(SPLITS)}, got {item!r}")
+        out[person] = split
+    return out
+
+
 def patient_groups(patients: Iterable[str], same: dict[str, str]) -> dict[str, str]:
     """Map each patient to a group key; patients declared the same person share one key."""
-    parent: dict[str, str] = {}
+    return _union_groups(patients, same.items())
+
+
+def _union_groups(nodes: Iterable[str], pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Node -> group key (the smallest node of its group); pairs naming an absent node are ignored."""
+    present = list(dict.fromkeys(nodes))
+    parent = {p: p for p in present}
 
     def find(p: str) -> str:
-        parent.setdefault(p, p)
         while parent[p] != p:
             parent[p] = parent[parent[p]]
             p = parent[p]
         return p
 
-    present = list(dict.fromkeys(patients))
-    for p in present:
-        find(p)
-    for a, b in same.items():
-        if a not in parent or b not in parent:  # only link patients that are in the data
-            continue
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            lo, hi = sorted((ra, rb))
-            parent[hi] = lo
+    for a, b in pairs:
+        if a in parent and b in parent:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                lo, hi = sorted((ra, rb))
+                parent[hi] = lo
     return {p: find(p) for p in present}
 
 
 def assign_splits(
-    slices: Sequence[SliceSource], fractions: tuple[float, float, float], seed: int, same: dict[str, str]
+    slices: Sequence[SliceSource],
+    fractions: tuple[float, float, float],
+    seed: int,
+    same: dict[str, str],
+    forced: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Patient -> split, stratified per set, deterministic for a seed.
+
+    The unit is the person (``SliceSource.person``, else the patient): every
+    patient id of one human lands in the same split.  ``forced`` maps a person
+    or patient id to a split (e.g. people held out as a test set); their groups
+    are taken out before the random cut.
 
     Each set's patient groups are shuffled with a seed derived from ``seed`` and
     the set name, then cut by the fractions; a set with at least three groups
@@ -462,17 +496,32 @@ def assign_splits(
     validation split holds patients of several sets.  A group spanning several
     sets belongs to the set holding most of its slices.
     """
-    group_of = patient_groups((s.patient for s in slices), same)
+    person_links = {s.patient: "person=" + s.person for s in slices if s.person}
+    group_of = _union_groups(
+        [s.patient for s in slices] + list(person_links.values()), list(same.items()) + list(person_links.items())
+    )
     counts: dict[str, dict[str, int]] = {}
     for s in slices:
         g = group_of[s.patient]
         counts.setdefault(g, {}).setdefault(s.set, 0)
         counts[g][s.set] += 1
+    split_of_group: dict[str, str] = {}
+    for ident, split in (forced or {}).items():
+        if split not in SPLITS:
+            raise PrepareError(f"--assign {ident}={split}: the split must be one of {', '.join(SPLITS)}")
+        key = ident if ident in group_of else "person=" + ident
+        if key not in group_of:
+            raise PrepareError(f"--assign {ident}={split}: no patient or person {ident!r} in the sources")
+        g = group_of[key]
+        if split_of_group.get(g, split) != split:
+            raise PrepareError(f"--assign {ident}={split}: that person is already assigned to {split_of_group[g]}")
+        split_of_group[g] = split
     by_set: dict[str, list[str]] = {}
     for g, c in counts.items():
+        if g in split_of_group:
+            continue
         home = sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
         by_set.setdefault(home, []).append(g)
-    split_of_group: dict[str, str] = {}
     _, fv, ft = fractions
     for set_name in sorted(by_set):
         groups = sorted(by_set[set_name])
@@ -495,7 +544,7 @@ def assign_splits(
                 n_valid -= 1
         for i, g in enumerate(order):
             split_of_group[g] = "valid" if i < n_valid else ("test" if i < n_valid + n_test else "train")
-    return {p: split_of_group[g] for p, g in group_of.items()}
+    return {p: split_of_group[g] for p, g in group_of.items() if g in split_of_group and not p.startswith("person=")}
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -617,6 +666,7 @@ def prepare(
     max_empty_ratio: float = 0.25,
     pairs: Sequence[tuple[Path, Path]] = (),
     licence: str = "unknown (user data)",
+    assign: dict[str, str] | None = None,
     spec: PreprocessSpec = DEFAULT_SPEC,
     jpeg_quality: int = 95,
     progress: Callable[[int, int], None] | None = None,
@@ -646,7 +696,7 @@ def prepare(
     same: dict[str, str] = {}
     for s in sets.values():
         same.update(s.same_patient)
-    split_of = assign_splits(slices, split, seed, same)
+    split_of = assign_splits(slices, split, seed, same, assign)
     params = {"size": size, "spec": spec.to_json(), "jpeg_quality": jpeg_quality, "hu_offset": HU_OFFSET}
     params_key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     old_entries: dict[str, dict[str, Any]] = {}
@@ -691,7 +741,8 @@ def prepare(
                 "source": s.source,
                 "patient": s.patient,
                 "licence": s.licence,
-                "partial": s.partial,
+                "partial": bool(PARTIAL_VALUE in present) if s.per_pixel_partial else s.partial,
+                "person": s.person_key,
                 "grey": s.grey,
                 "synthetic_tumours": s.synthetic_tumours,
                 "labels_present": present,
@@ -735,7 +786,8 @@ def prepare(
         "preprocessing": spec.to_json(),
         "hu_offset": HU_OFFSET,
         "params_key": params_key,
-        "label_values": {"0": "background", "1": "liver (liver-or-tumour where partial)", "2": "tumour"},
+        "label_values": {"0": "background", "1": "liver", "2": "tumour", "3": "liver-or-tumour merged (partial)"},
+        "assigned": dict(assign or {}),
         "sets": {
             n: {
                 "description": sets[n].description if n in sets else "",

@@ -32,7 +32,7 @@ import numpy as np
 
 from liverseg_studio.core.errors import LiversegError
 from liverseg_studio.core.preprocess import DEFAULT_SPEC, PreprocessSpec
-from liverseg_studio.training.data import AugmentConfig, SegDataset, SliceStore, check_store
+from liverseg_studio.training.data import AugmentConfig, LiverPrior, SegDataset, SliceStore, check_store
 from liverseg_studio.training.prepare import load_manifest
 
 CHECKPOINT_DIR = "checkpoints"
@@ -63,6 +63,20 @@ class TrainConfig:
     threads: int | None = None  #: torch CPU threads (None: torch's default)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     spec: PreprocessSpec = DEFAULT_SPEC
+    #: warm start: a model folder (model.safetensors, else model.int8.onnx / model.onnx dequantised)
+    init_from: Path | None = None
+    #: liver-or-tumour pixels of normal parenchyma intensity become liver (training split; see data.LiverPrior)
+    liver_prior: LiverPrior | None = None
+    #: each training slice with real (complete) labels is seen this many times per epoch; with real tumour, twice that
+    repeat_real_labels: int = 1
+    #: keep BatchNorm statistics frozen (eval mode) while training: for warm starts and small batches
+    freeze_bn: bool = False
+    #: random square crops of this side (pixels) from each augmented training sample; None = the whole slice
+    crop: int | None = None
+    #: "dice_liver": best epoch by validation liver Dice; "last": the last epoch
+    select: str = "dice_liver"
+    #: while this file exists, training pauses between batches (a benchmark running on the same CPU)
+    pause_file: Path | None = None
     name: str = "liverseg-resnet34-unet"
     version: str = "0.1.0"
 
@@ -341,6 +355,35 @@ def _licence_summary(manifest: dict[str, Any], used: set[str]) -> tuple[str, lis
     return text, data
 
 
+def repeat_index(store: SliceStore, repeat_real: int) -> list[int] | None:
+    """Training indices with slices of real (complete) labels repeated ``repeat_real`` times, real tumour twice that."""
+    if repeat_real <= 1:
+        return None
+    index: list[int] = []
+    for i in range(len(store)):
+        lab = store.labels[i]
+        real = not store.partial[i] and bool((lab >= 1).any())
+        k = (2 * repeat_real if (lab == 2).any() else repeat_real) if real else 1
+        index.extend([i] * k)
+    return index
+
+
+def warm_start(model: Any, model_dir: Path, size: int) -> str:
+    """Load a model folder's weights into ``model`` (fastai's DynamicUnet); returns what was loaded."""
+    from liverseg_studio.model.arch import load_unet_weights
+    from liverseg_studio.training.warmstart import unet_from_onnx
+
+    model_dir = Path(model_dir)
+    if (model_dir / "model.safetensors").is_file():
+        load_unet_weights(model, model_dir / "model.safetensors")
+        return str(model_dir / "model.safetensors")
+    onnx = next((model_dir / n for n in ("model.onnx", "model.int8.onnx") if (model_dir / n).is_file()), None)
+    if onnx is None:
+        raise TrainError(f"--init-from {model_dir}: no model.safetensors, model.onnx or model.int8.onnx")
+    model.load_state_dict(unet_from_onnx(onnx, size).state_dict(), strict=True)
+    return f"{onnx.name} of {model_dir} (int8 weights dequantised; BatchNorm folded into the convolutions)"
+
+
 def build_learner(
     train_ds: SegDataset, valid_ds: SegDataset, cfg: TrainConfig, out: Path, device: str, pretrained: bool, workers: int
 ) -> Any:
@@ -448,15 +491,27 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
         f"{time.monotonic() - t_load:.1f}s; device {device}, bf16 {use_bf16}, ImageNet weights {pretrained}, "
         f"workers {workers}")
     aug = AugmentConfig(**{**cfg.augment.__dict__, "synthetic_tumours": cfg.synthetic_tumours})
-    train_ds = SegDataset(train_store, aug, cfg.spec)
+    prior_report = None
+    if cfg.liver_prior is not None:
+        train_store, prior_report = train_store.with_liver_prior(cfg.liver_prior)
+        say(f"train: liver prior: {prior_report['made_liver']} of {prior_report['partial_pixels']} liver-or-tumour "
+            f"pixels of the training split are normal-parenchyma liver")
+    index = repeat_index(train_store, cfg.repeat_real_labels)
+    train_ds = SegDataset(train_store, aug, cfg.spec, index=index, crop=cfg.crop)
     valid_ds = SegDataset(valid_store, None, cfg.spec)
     learn = build_learner(train_ds, valid_ds, cfg, out, device, pretrained, workers)
+    warm = None
+    if cfg.init_from is not None and not cfg.resume:
+        warm = warm_start(learn.model, Path(cfg.init_from), cfg.size)
+        say(f"train: warm start from {warm}")
 
     from liverseg_studio.training.fastai_parts import (
         BestModelSaver,
         BF16Autocast,
         CsvEpochLog,
         EpochCheckpoint,
+        FreezeBatchNorm,
+        PauseWhileFile,
         ProgressLine,
     )
 
@@ -488,6 +543,8 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
             say(f"train: checkpoint already finished epoch {start_epoch}/{cfg.epochs}; writing the model")
         else:
             say(f"train: resuming at epoch {start_epoch + 1}/{cfg.epochs}")
+    if cfg.select not in ("dice_liver", "last"):
+        raise TrainError(f"--select must be dice_liver or last, got {cfg.select!r}")
     saver = BestModelSaver(monitor="dice_liver", comp=np.greater, fname="best", reset_on_fit=not cfg.resume,
                            skip_to=start_epoch)
     if cfg.resume and state.get("best") is not None:
@@ -499,6 +556,10 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
                       CsvEpochLog(out / LOG_NAME, skip_to=start_epoch), progress_cb]
     if use_bf16:
         cbs.insert(0, BF16Autocast(device))
+    if cfg.freeze_bn:
+        cbs.append(FreezeBatchNorm())
+    if cfg.pause_file is not None:
+        cbs.append(PauseWhileFile(Path(cfg.pause_file)))
     lr_max: Any = slice(lr / 10, lr) if pretrained else lr
     t0 = time.monotonic()
     if start_epoch < cfg.epochs:
@@ -506,6 +567,8 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
     else:
         if (ckpt / "best.pth").is_file():
             learn.load("best", device=device)
+    if cfg.select == "last" and start_epoch < cfg.epochs and (ckpt / "last.pth").is_file():
+        learn.load("last", device=device, with_opt=False)
     seconds = float(state.get("seconds", 0.0)) + (time.monotonic() - t0)
     if state_path.is_file():
         st = json.loads(state_path.read_text(encoding="utf-8"))
@@ -564,7 +627,13 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
             "loss": "cross-entropy; marginal -log(p_liver + p_tumour) on liver-or-tumour (partial) pixels",
             "augmentations": aug.to_json(),
             "imagenet_pretrained": bool(pretrained),
-            "selection": "best epoch by validation Dice liver (global, SaveModelCallback)",
+            "selection": ("best epoch by validation Dice liver (global, SaveModelCallback)" if cfg.select == "dice_liver"
+                          else "the last epoch (no selection)"),
+            "warm_start": warm,
+            "liver_prior": None if cfg.liver_prior is None else {**cfg.liver_prior.to_json(), **(prior_report or {})},
+            "repeat_real_labels": cfg.repeat_real_labels,
+            "freeze_bn": cfg.freeze_bn,
+            "crop": cfg.crop,
             "bf16": use_bf16,
             "device": _device_name(device),
             "training_seconds": round(seconds, 1),

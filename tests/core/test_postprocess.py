@@ -166,3 +166,35 @@ def test_properties_on_random_label_maps():
         np.testing.assert_array_equal(postprocess_labels(out, None, min_component_mm3=threshold), out)
 
     check()
+
+
+def test_tumour_decisions_equal_a_per_component_brute_force():
+    """Issue 13: one maximum filter decides "touches liver" for all tumours; the same as dilating each."""
+    from scipy import ndimage
+
+    full = np.ones((3, 3, 3), dtype=bool)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        lab = np.zeros((12, 40, 40), dtype=np.uint8)
+        lab[2:10, 8:30, 8:30] = 1  # one liver component
+        blobs = ndimage.gaussian_filter(rng.normal(size=lab.shape), 1.2) > 0.12
+        lab[blobs & (lab == 1)] = 2  # tumours inside
+        # tumours attached by a face outside the liver, and others a voxel away (separate components)
+        lab[4:6, 30, 10:14] = 2
+        lab[5, 32:34, 20:23] = 2
+        lab[6:8, 8:30, 31:33] = 0
+        for threshold in (0.0, 3.0, 20.0):
+            out = postprocess_labels(lab, None, min_component_mm3=threshold)
+            expected = lab.copy()
+            comp6, n6 = ndimage.label(lab >= 1, structure=ndimage.generate_binary_structure(3, 1))
+            sizes = np.bincount(comp6.ravel())
+            sizes[0] = 0
+            expected[comp6 != int(np.argmax(sizes))] = 0
+            tcomp, tn = ndimage.label(expected == 2, structure=full)
+            for i in range(1, tn + 1):
+                m = tcomp == i
+                if not np.any(ndimage.binary_dilation(m, structure=full) & (expected == 1)):
+                    expected[m] = 0
+                elif np.count_nonzero(m) < threshold:
+                    expected[m] = 1
+            np.testing.assert_array_equal(out, expected)

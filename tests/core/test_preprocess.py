@@ -112,3 +112,59 @@ def test_spec_json_round_trip():
     assert PreprocessSpec.from_json(spec.to_json()) == spec
     assert PreprocessSpec.from_json(None) == DEFAULT_SPEC
     assert PreprocessSpec.from_json(PreprocessSpec(clamp_hu=None).to_json()).clamp_hu is None
+
+
+# -- issue 13: equalisation without a full sort, channels-first output --------------------------
+def _freqhist_full_sort(hu, n_bins=100):
+    """The previous implementation (a full sort per slice): the reference."""
+    x = np.asarray(hu, dtype=np.float32)
+    flat = x.reshape(-1, x.shape[-2] * x.shape[-1])
+    n = flat.shape[1]
+    t = np.concatenate([[0.001], np.arange(n_bins, dtype=np.float64) / n_bins + 0.5 / n_bins, [0.999]])
+    idx = np.minimum((n * t).astype(np.int64), n - 1)
+    srt = np.sort(flat, axis=1)
+    out = np.empty_like(flat)
+    for i in range(flat.shape[0]):
+        brks = np.unique(srt[i, idx])
+        if brks.size < 2:
+            out[i] = 0.0
+            continue
+        out[i] = np.interp(flat[i], brks, np.linspace(0.0, 1.0, brks.size, dtype=np.float32))
+    return np.clip(out, 0.0, 1.0).reshape(x.shape)
+
+
+@pytest.mark.parametrize("kind", ["float", "integer", "clamped", "constant", "tiny"])
+def test_equalisation_is_identical_to_the_full_sort(kind):
+    rng = np.random.default_rng(7)
+    if kind == "float":
+        hu = rng.normal(60, 80, size=(3, 64, 80)).astype(np.float32)
+    elif kind == "integer":
+        hu = np.rint(rng.normal(60, 80, size=(3, 64, 64))).astype(np.float32)
+    elif kind == "clamped":
+        hu = np.clip(rng.normal(60, 200, size=(2, 50, 50)), 0, 255).astype(np.float32)
+    elif kind == "constant":
+        hu = np.full((2, 16, 16), 40.0, np.float32)
+    else:
+        hu = rng.normal(size=(1, 8, 9)).astype(np.float32)
+    np.testing.assert_array_equal(freqhist_equalise(hu), _freqhist_full_sort(hu))
+
+
+def test_channels_first_is_the_same_image():
+    hu = np.random.default_rng(3).normal(60, 80, size=(2, 20, 24)).astype(np.float32)
+    v = Volume(array=hu)
+    a = model_input(v, None, as_float=True)
+    b = model_input(v, None, as_float=True, channels_first=True)
+    assert b.shape == (2, 3, 20, 24) and b.flags.c_contiguous
+    np.testing.assert_array_equal(np.moveaxis(a, -1, 1), b)
+    rgb = Volume(array=windowed_rgb(hu), intensity=Intensity.WINDOWED_RGB)
+    np.testing.assert_array_equal(
+        np.moveaxis(model_input(rgb, None, as_float=True), -1, 1), model_input(rgb, None, as_float=True, channels_first=True)
+    )
+
+
+def test_equalisation_counting_path_handles_negative_and_wide_integer_slices():
+    rng = np.random.default_rng(11)
+    for lo, hi in ((-1024, 3000), (-5, 5), (0, 70000)):
+        hu = rng.integers(lo, hi, size=(2, 40, 30)).astype(np.float32)
+        hu[0, :5] = lo  # a run of equal values
+        np.testing.assert_array_equal(freqhist_equalise(hu), _freqhist_full_sort(hu))

@@ -185,3 +185,18 @@ def test_lesion_table_of_many_large_lesions_takes_milliseconds():
     dt = time.perf_counter() - t
     print(f"\nvolumetry of {st.n_lesions} lesions on 60x512x512: {dt * 1000:.0f} ms")
     assert st.n_lesions >= 1 and all(les.longest_axial_diameter_mm > 0 for les in st.lesions)
+
+
+def test_lesion_centroids_equal_scipy_center_of_mass():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    lab = np.zeros((8, 50, 60), dtype=np.uint8)
+    lab[:, 5:45, 5:55] = 1
+    lab[ndimage.gaussian_filter(rng.normal(size=lab.shape), 1.5) > 0.15] = 2
+    st = compute_stats(lab, spacing=(2.0, 1.0, 1.0))
+    comp, n = ndimage.label(lab == 2, structure=np.ones((3, 3, 3), bool))
+    expected = sorted((tuple(ndimage.center_of_mass(comp == i)) for i in range(1, n + 1)))
+    got = sorted(les.centroid_zyx for les in st.lesions)
+    assert len(got) == n > 1
+    np.testing.assert_allclose(np.array(got), np.array(expected), rtol=0, atol=1e-9)

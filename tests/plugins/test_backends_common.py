@@ -134,3 +134,64 @@ def test_physical_cores_and_model_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVERSEG_MODEL_DIR", str(tmp_path))
     (tmp_path / "model.json").write_text("{}")
     assert resolve_model_dir(None) == tmp_path
+
+
+# -- issue 13: the slice loop's cheap paths give today's results ----------------------------------
+def test_whole_factor_shrink_is_the_matrix_block_mean():
+    from liverseg_studio.backends.common import block_mean
+
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 3, 64, 96), dtype=np.float32)
+    ref = resize_matrix(64, 32) @ x @ resize_matrix(96, 24).T
+    np.testing.assert_allclose(resize_chw(x, (32, 24)), ref, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(block_mean(x, 2, 4), ref, rtol=0, atol=2e-6)
+    # non-whole factors still take the matrices
+    np.testing.assert_allclose(resize_chw(x, (40, 50)), resize_matrix(64, 40) @ x @ resize_matrix(96, 50).T, atol=1e-6)
+
+
+def _smooth_probs(rng, n, s, sharp):
+    from scipy import ndimage
+
+    from liverseg_studio.backends.common import softmax
+
+    logits = ndimage.gaussian_filter(rng.normal(size=(n, 3, s, s)), sigma=(0, 0, 2, 2)) * sharp
+    return softmax(logits.astype(np.float32), axis=1)
+
+
+@pytest.mark.parametrize(
+    "s, out_hw", [(32, (64, 64)), (32, (512 // 8, 512 // 8)), (16, (37, 53)), (24, (24, 70)), (20, (20, 20))]
+)
+@pytest.mark.parametrize("sharp", [3.0, 40.0])
+def test_upsampled_labels_equal_the_argmax_of_resized_probabilities(s, out_hw, sharp):
+    from liverseg_studio.backends.common import argmax_classes, upsampled_labels
+
+    rng = np.random.default_rng(int(sharp) + s)
+    probs = _smooth_probs(rng, 3, s, sharp)
+    ref = argmax_classes(resize_chw(probs, out_hw))
+    got = upsampled_labels(probs, out_hw)
+    assert got.shape == ref.shape == (3, *out_hw) and got.dtype == np.uint8
+    # identical up to float32 rounding at exact ties (none in practice)
+    assert np.mean(got == ref) > 0.9999, np.mean(got == ref)
+
+
+def test_upsampled_labels_shrinking_falls_back_to_resizing():
+    from liverseg_studio.backends.common import argmax_classes, upsampled_labels
+
+    probs = _smooth_probs(np.random.default_rng(1), 2, 40, 10.0)
+    np.testing.assert_array_equal(upsampled_labels(probs, (30, 50)), argmax_classes(resize_chw(probs, (30, 50))))
+
+
+def test_predict_volume_labels_match_the_full_probability_path():
+    """want_probabilities=True keeps the old full-size path: the cheap labels agree with it."""
+    rng = np.random.default_rng(2)
+
+    def model(x):
+        from scipy import ndimage
+
+        return (ndimage.gaussian_filter(x, sigma=(0, 0, 2, 2)) - 0.4) * np.array([-8.0, 8.0, 3.0])[None, :, None, None]
+
+    v = Volume(array=rng.uniform(-100, 250, size=(5, 64, 64)).astype(np.float32))
+    a = predict_volume(v, model, input_size=S, want_probabilities=True, batch_size=2)
+    b = predict_volume(v, model, input_size=S, batch_size=2)
+    assert b.probabilities is None
+    assert np.mean(a.labels == b.labels) > 0.9999

@@ -15,8 +15,9 @@ What :func:`postprocess_labels` does, in order (all in 3D):
    itself is smaller than the threshold, the result is empty.  When the
    spacing is unknown the threshold is read as a number of voxels.
 
-Speed: the work happens inside the bounding box of the foreground, and the
-components are counted and checked inside their own boxes; a 512 x 512 x 200
+Speed: the work happens inside the bounding box of the foreground (steps 2-3:
+of the kept liver component), the components are counted inside their own
+boxes, and whether tumours touch liver is one maximum filter for all of them; a 512 x 512 x 200
 prediction with thousands of false-positive islands takes ~2 s on this machine (see
 ``tests/core/test_postprocess.py`` which prints the measured time).
 """
@@ -171,14 +172,18 @@ def postprocess_labels(
         return _done()
     tcomp, tn = ndimage.label(tumour, structure=_FULL_3D)
     tsizes, tboxes = _component_sizes(tcomp, tn)
+    # A tumour component touches liver iff one of its voxels lies in the liver's
+    # 26-neighbourhood: one separable 3x3x3 maximum filter of the liver mask for
+    # all components (instead of dilating every component in its own box).
+    near_liver = ndimage.maximum_filter((sub == Label.LIVER).view(np.uint8), size=3, mode="constant", cval=0)
+    touching = np.bincount(tcomp[(near_liver != 0) & tumour], minlength=tn + 1) > 0
+    del near_liver
     action = np.full(tn + 1, int(Label.TUMOUR), dtype=np.uint8)  # new label per tumour component
     removed = relabelled = 0
     for i, b in enumerate(tboxes, start=1):
         if b is None:
             continue
-        pb = _pad(b, sub.shape)
-        near = ndimage.binary_dilation(tcomp[pb] == i, structure=_FULL_3D)
-        if not np.any(near & (sub[pb] == Label.LIVER)):
+        if not touching[i]:
             action[i] = Label.BACKGROUND
             removed += 1
             stats["removed_tumour_voxels_outside_liver"] = int(

@@ -65,12 +65,35 @@ def apply_window(hu: np.ndarray, width: float, level: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+#: Integer-valued slices spanning at most this many values are equalised by counting.
+_MAX_COUNT_SPAN = 1 << 16
+
+
+def _integer_codes(row: np.ndarray) -> tuple[np.ndarray, float, int] | None:
+    """(row - min as int32, min, span) when ``row`` holds integers of a small span, else None."""
+    lo = float(row.min())
+    span = float(row.max()) - lo
+    if not np.isfinite(span) or span >= _MAX_COUNT_SPAN:
+        return None
+    shifted = row - np.float32(lo)
+    codes = shifted.astype(np.int32)
+    if not np.array_equal(codes, shifted):
+        return None
+    return codes, lo, int(span)
+
+
 def freqhist_equalise(hu: np.ndarray, n_bins: int = 100) -> np.ndarray:
     """Histogram equalisation as fastai's medical module does it, per 2D slice.
 
     ``freqhist_bins``: break points at the 0.1 %, (i + 0.5)/n_bins and 99.9 %
     quantiles of the slice; ``hist_scaled``: piecewise-linear map of those break
     points onto [0, 1].  Works on (..., y, x) and equalises each slice separately.
+
+    Speed without a full sort: CT slices hold integer HU (clamped to 0..255 by
+    the default spec), so the order statistics come from a count of each value
+    (``np.bincount`` + cumulative sum) and the map is a lookup table over the
+    slice's values: the same numbers as sorting, ~10x faster (tested against
+    the sort).  Other slices (fractional values, huge spans) are sorted.
     """
     x = np.asarray(hu, dtype=np.float32)
     lead = x.shape[:-2]
@@ -78,22 +101,37 @@ def freqhist_equalise(hu: np.ndarray, n_bins: int = 100) -> np.ndarray:
     n = flat.shape[1]
     t = np.concatenate([[0.001], np.arange(n_bins, dtype=np.float64) / n_bins + 0.5 / n_bins, [0.999]])
     idx = np.minimum((n * t).astype(np.int64), n - 1)
-    srt = np.sort(flat, axis=1)
     out = np.empty_like(flat)
     for i in range(flat.shape[0]):
-        brks = np.unique(srt[i, idx])
+        row = flat[i]
+        ints = _integer_codes(row) if n else None
+        if ints is not None:
+            codes, lo, span = ints
+            cum = np.cumsum(np.bincount(codes.ravel(), minlength=span + 1))
+            # value of rank r in sorted order: the first value whose cumulative count exceeds r
+            brks = np.unique((np.searchsorted(cum, idx, side="right") + lo).astype(np.float32))
+        else:
+            brks = np.unique(np.sort(row)[idx])
         if brks.size < 2:  # constant slice
             out[i] = 0.0
             continue
         ys = np.linspace(0.0, 1.0, brks.size, dtype=np.float32)
-        out[i] = np.interp(flat[i], brks, ys)
+        if ints is not None:
+            lut = np.interp(np.arange(span + 1, dtype=np.float64) + lo, brks, ys).astype(np.float32)
+            out[i] = lut[codes]
+        else:
+            out[i] = np.interp(row, brks, ys)
     return np.clip(out, 0.0, 1.0).reshape(*lead, x.shape[-2], x.shape[-1])
 
 
-def windowed_rgb(hu: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC, *, as_float: bool = False) -> np.ndarray:
+def windowed_rgb(
+    hu: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC, *, as_float: bool = False, channels_first: bool = False
+) -> np.ndarray:
     """THE preprocessing function: HU (..., y, x) -> 3-channel image (..., y, x, 3).
 
     Returns uint8 (0..255) by default, or float32 in [0, 1] with ``as_float``.
+    ``channels_first`` stacks the channels as (..., 3, y, x) instead (what the
+    models take; the same values without a transposing copy).
     """
     x = np.asarray(hu, dtype=np.float32)
     if x.ndim < 2:
@@ -102,7 +140,7 @@ def windowed_rgb(hu: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC, *, as_floa
         x = np.clip(x, spec.clamp_hu[0], spec.clamp_hu[1])
     channels = [apply_window(x, w, l) for (w, l) in spec.windows[:2]]
     channels.append(freqhist_equalise(x, spec.hist_bins))
-    out = np.stack(channels, axis=-1)
+    out = np.stack(channels, axis=-3 if channels_first else -1)
     if as_float:
         return out.astype(np.float32, copy=False)
     return np.rint(out * 255.0).astype(np.uint8)
@@ -114,8 +152,9 @@ def model_input(
     spec: PreprocessSpec = DEFAULT_SPEC,
     *,
     as_float: bool = False,
+    channels_first: bool = False,
 ) -> np.ndarray:
-    """The model's 3-channel input for slices of ``volume``: (n, y, x, 3).
+    """The model's 3-channel input for slices of ``volume``: (n, y, x, 3), or (n, 3, y, x) with ``channels_first``.
 
     HU and 8-bit (``display8``, mapped to HU through ``volume.hu_range``) inputs
     go through :func:`windowed_rgb`; inputs that already are the paper's
@@ -125,6 +164,9 @@ def model_input(
     raw = volume.array[sel]
     if volume.intensity is Intensity.WINDOWED_RGB:
         rgb = np.asarray(raw, dtype=np.uint8)
-        return rgb.astype(np.float32) / 255.0 if as_float else rgb
+        if channels_first:
+            rgb = np.moveaxis(rgb, -1, -3)
+        out = rgb.astype(np.float32) / 255.0 if as_float else rgb
+        return np.ascontiguousarray(out) if channels_first else out
     hu = hu_from(raw, volume.intensity, volume.hu_range)
-    return windowed_rgb(hu, spec, as_float=as_float)
+    return windowed_rgb(hu, spec, as_float=as_float, channels_first=channels_first)

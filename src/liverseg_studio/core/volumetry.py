@@ -113,16 +113,18 @@ class VolumeStats:
 
 def _farthest_pair(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """The two most distant of ``points`` (n, 2), searched on their convex hull."""
-    pts = np.unique(points, axis=0)
-    if len(pts) < 2:
-        return 0.0, pts[0], pts[0]
+    pts = np.asarray(points, dtype=np.float64)
     if len(pts) > 8:
         try:
             from scipy.spatial import ConvexHull
 
             pts = pts[ConvexHull(pts).vertices]
         except Exception:  # noqa: BLE001 - degenerate (collinear) points: use them all
-            pass
+            pts = np.unique(pts, axis=0)
+    else:
+        pts = np.unique(pts, axis=0)
+    if len(pts) < 2:
+        return 0.0, pts[0], pts[0]
     d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
     i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
     return float(np.sqrt(d2[i, j])), pts[i], pts[j]
@@ -267,6 +269,14 @@ def compute_stats(
     )
 
 
+def _centroid(m: np.ndarray, n: int) -> tuple[float, float, float]:
+    """Centre of mass (z, y, x) of a boolean mask with ``n`` voxels, from its three projections."""
+    pz = np.count_nonzero(m, axis=(1, 2)) if m.shape[0] > 1 else np.array([n])
+    py = m.sum(axis=(0, 2), dtype=np.int64)
+    px = m.sum(axis=(0, 1), dtype=np.int64)
+    return tuple(float(np.dot(p, np.arange(p.size, dtype=np.float64)) / n) for p in (pz, py, px))  # type: ignore[return-value]
+
+
 def _lesions(
     lab: np.ndarray, sp: tuple[float, float, float], vox_mm3: float, known: bool, tum_z: np.ndarray
 ) -> list[Lesion]:
@@ -286,7 +296,7 @@ def _lesions(
     for new_id, i in enumerate(order, start=1):
         box = boxes[i - 1]
         m = comp[box] == i
-        cz, cy, cx = (float(c) for c in ndimage.center_of_mass(m))
+        cz, cy, cx = _centroid(m, int(sizes[i]))
         cz, cy, cx = cz + box[0].start + z0, cy + box[1].start + y0, cx + box[2].start + x0
         diam, diam_px, k = longest_axial_diameter(m, (dy, dx))
         vox = int(sizes[i])

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.liverseg-setup
 
-.PHONY: setup system-deps run test sample bench fuzz screenshots package package-test clean
+.PHONY: setup system-deps run test sample bench bench-cohort fuzz screenshots package package-test clean
 
 setup: $(STAMP)
 
@@ -89,6 +89,10 @@ package-test: package
 # Measured CPU speed (a benchmark, not a test): prints the table, writes runs/bench.json
 bench: setup
 	$(VENV)/bin/liverseg bench --json runs/bench.json
+
+# Cohort throughput (a benchmark, not a test): studies/min with 1 and 2 local Dask workers, scaling ratio
+bench-cohort: setup
+	$(PY) -m liverseg_studio.cohort.bench --json runs/bench_cohort.json
 
 clean:
 	rm -rf $(VENV) build dist

@@ -14,7 +14,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import BACKEND, CORRUPT, write_studies
+
+pytest.importorskip("distributed", reason="the 'cluster' extra (dask, distributed) is not installed")
+
+from cohort_helpers import BACKEND, CORRUPT, write_studies
 
 from liverseg_studio.cli import main
 from liverseg_studio.cohort.table import read_table

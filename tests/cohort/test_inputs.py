@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_studies
+from cohort_helpers import write_studies
 
 from liverseg_studio.cohort.inputs import collect_studies
 from liverseg_studio.core.errors import LiversegError

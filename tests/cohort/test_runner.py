@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND, local_cluster, write_studies
+
+pytest.importorskip("distributed", reason="the 'cluster' extra (dask, distributed) is not installed")
+
+from cohort_helpers import BACKEND, write_studies
 
 from liverseg_studio.cohort.inputs import collect_studies
 from liverseg_studio.cohort.runner import CohortConfig, run_cohort, sweep_dead_temps
@@ -21,31 +24,24 @@ from liverseg_studio.plugins.manager import get_plugin_manager
 from liverseg_studio.segment.exporters import DEFAULT_FORMATS
 
 
-def _config(out: Path) -> CohortConfig:
-    return CohortConfig(out_dir=out, model=ModelSpec(backend=BACKEND), formats=DEFAULT_FORMATS)
-
-
-def test_killed_worker_every_study_done_once(tmp_path):
-    from distributed import Client
-
+def test_killed_worker_every_study_done_once(tmp_path, client):
     write_studies(tmp_path / "in", 8, corrupt=False)
     out = tmp_path / "out"
     studies = collect_studies([str(tmp_path / "in")], get_plugin_manager().loaders, out)
+    spec = ModelSpec(backend=BACKEND, threads=1)  # its own plugin (and counters) on the shared cluster
+    config = CohortConfig(out_dir=out, model=spec, formats=DEFAULT_FORMATS)
     killed: list[int] = []
-    with local_cluster(2) as cluster, Client(cluster) as client:
-        spec = ModelSpec(backend=BACKEND)
 
-        def kill_a_busy_worker(row: dict) -> None:
-            if killed:
-                return
-            busy = [w for w, keys in client.processing().items() if keys]
-            assert busy, "no worker is busy after the first row: the cohort is too small to test a kill"
-            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    def kill_a_busy_worker(row: dict) -> None:
+        if killed:
+            return
+        busy = [w for w, keys in client.processing().items() if keys]
+        assert busy, "no worker is busy after the first row: the cohort is too small to test a kill"
+        pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
 
-        summary = run_cohort(studies, _config(out), client=client, on_row=kill_a_busy_worker)
-        states = client.run(worker_state, spec.plugin_name())
+    summary = run_cohort(studies, config, client=client, on_row=kill_a_busy_worker)
     assert killed
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
@@ -55,10 +51,17 @@ def test_killed_worker_every_study_done_once(tmp_path):
     assert all(r["status"] == "ok" for r in rows)
     for r in rows:
         assert all((out / n).is_file() for n in r["outputs"].split(";"))
-    # the restarted worker loaded the model once too
+    assert not list(out.glob(f"{TEMP_PREFIX}*"))
+    # the nanny restarts the killed worker, which loads the model once too
+    client.wait_for_workers(2, timeout=300)
+    deadline = time.monotonic() + 300
+    while True:
+        states = client.run(worker_state, spec.plugin_name())
+        if (len(states) == 2 and all(s["loads"] == 1 for s in states.values())) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert len(states) == 2 and all(s["loads"] == 1 for s in states.values()), states
     assert killed[0] not in {s["pid"] for s in states.values()}
-    assert not list(out.glob(f"{TEMP_PREFIX}*"))
 
 
 def test_sweep_removes_only_dead_processes_temps(tmp_path):

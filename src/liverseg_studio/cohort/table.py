@@ -36,6 +36,7 @@ COLUMNS: tuple[str, ...] = (
     "path",
     "status",
     "error",
+    "warnings",
     "liver_ml",
     "tumour_ml",
     "tumour_burden_percent",

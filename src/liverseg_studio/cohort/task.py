@@ -212,17 +212,32 @@ def run_study(study: Study, settings: TaskSettings) -> dict[str, Any]:
 
 def _segment_and_export(study: Study, settings: TaskSettings, plugin: ModelPlugin) -> dict[str, Any]:
     """``liverseg segment``'s steps for one input (its public functions, the same order and rules)."""
+    from liverseg_studio.plugins.manager import get_plugin_manager
+
+    t0 = time.perf_counter()
+    volume = get_plugin_manager().loaders.load(Path(study.path), settings.load_options)
+    try:
+        return _segment_loaded(study, settings, plugin, volume, time.perf_counter() - t0)
+    finally:
+        close = getattr(volume, "close", None)
+        if callable(close):  # a lazy volume's temporary files
+            close()
+
+
+def _segment_loaded(study: Study, settings: TaskSettings, plugin: ModelPlugin, volume: Any, load_s: float) -> dict[str, Any]:
     from liverseg_studio.core.errors import LiversegError
     from liverseg_studio.core.io import check_can_write
-    from liverseg_studio.plugins.manager import get_plugin_manager
-    from liverseg_studio.segment.exporters import export_result, planned_outputs, skipped_formats
+    from liverseg_studio.segment.exporters import (
+        ExportError,
+        export_result,
+        normalise_formats,
+        planned_outputs,
+        skipped_formats,
+    )
     from liverseg_studio.segment.pipeline import segment_volume
 
     out_dir = Path(settings.out_dir)
     path = Path(study.path)
-    t0 = time.perf_counter()
-    volume = get_plugin_manager().loaders.load(path, settings.load_options)
-    load_s = time.perf_counter() - t0
     plan = planned_outputs(volume, study.name, out_dir, settings.formats)
     overwrite = settings.overwrite or _claimed_by(out_dir, study.name, study.path)
     check_can_write(plan.values(), overwrite=overwrite)
@@ -244,24 +259,32 @@ def _segment_and_export(study: Study, settings: TaskSettings, plugin: ModelPlugi
         is_cancelled=stop.is_set if stop is not None else None,
     )
     not_written: dict[str, str] = {}
-    written = export_result(
-        result,
-        out_dir,
-        study.name,
-        settings.formats,
-        overwrite=overwrite,
-        input_path=path,
-        load_seconds=load_s,
-        notes=notes,
-        optional=() if settings.explicit_formats else ("dicom-seg",),
-        skipped=not_written,
-    )
+    warnings: list[str] = []
+    failed_exports: dict[str, str] = {}
+    try:
+        written = export_result(
+            result,
+            out_dir,
+            study.name,
+            settings.formats,
+            overwrite=overwrite,
+            input_path=path,
+            load_seconds=load_s,
+            notes=notes,
+            # a DICOM SEG that cannot be made fails the study only when asked for (as segment)
+            optional=() if settings.explicit_formats else normalise_formats(["dicom-seg"]),
+            skipped=not_written,
+            warnings=warnings,
+        )
+    except ExportError as exc:  # the other formats were written
+        written, failed_exports = exc.written, exc.failures
     st = result.stats
     mask = written.get("mask_nifti") or written.get("mask_png")
     row = base_row(study)
     row.update(
-        status=OK,
-        error="; ".join(f"{fmt} not written: {why}" for fmt, why in not_written.items()),
+        status=FAILED if failed_exports else OK,
+        error="; ".join(f"{fmt} not written: {why}" for fmt, why in failed_exports.items()),
+        warnings="; ".join([*warnings, *(f"{fmt} not written: {why}" for fmt, why in not_written.items())]),
         liver_ml=st.liver_ml,
         tumour_ml=st.tumour_ml,
         tumour_burden_percent=st.tumour_burden_percent,

@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_formats,
         default=None,
         metavar="FORMATS",
-        help="comma-separated: nifti,dicom-seg,png,json (default: all; dicom-seg only for DICOM inputs)",
+        help="comma-separated, as `liverseg segment --export` (default: all)",
     )
     p.add_argument(
         "--scheduler",

@@ -54,3 +54,15 @@ def test_loss_is_float32_under_bf16_logits() -> None:
     assert loss.dtype == torch.float32
     loss.backward()
     assert logits.grad is not None
+
+
+def test_tumour_weight_scales_only_tumour_pixels() -> None:
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 3, 6, 6, generator=g)
+    target = torch.randint(0, 4, (2, 6, 6), generator=g)
+    plain = MarginalCrossEntropy(reduction="none")(logits, target)
+    weighted = MarginalCrossEntropy(reduction="none", tumour_weight=3.0)(logits, target)
+    tum = target == 2
+    assert tum.any() and (~tum).any()
+    assert torch.allclose(weighted[tum], 3.0 * plain[tum])
+    assert torch.allclose(weighted[~tum], plain[~tum])

@@ -36,8 +36,10 @@ class MarginalCrossEntropy:
 
     reduction = "mean"
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", tumour_weight: float = 1.0) -> None:
         self.reduction = reduction
+        #: pixels whose target is tumour (2) weigh this much (tumours are rare pixels)
+        self.tumour_weight = float(tumour_weight)
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -50,6 +52,8 @@ class MarginalCrossEntropy:
         nll_plain = -logp.gather(1, plain_t.unsqueeze(1)).squeeze(1)
         nll_part = -torch.logsumexp(logp[:, 1:3], dim=1)
         loss = torch.where(partial, nll_part, nll_plain)
+        if getattr(self, "tumour_weight", 1.0) != 1.0:
+            loss = loss * torch.where(target == 2, loss.new_tensor(self.tumour_weight), loss.new_tensor(1.0))
         if self.reduction == "none":
             return loss
         if self.reduction == "sum":

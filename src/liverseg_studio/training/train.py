@@ -73,6 +73,8 @@ class TrainConfig:
     freeze_bn: bool = False
     #: random square crops of this side (pixels) from each augmented training sample; None = the whole slice
     crop: int | None = None
+    #: weight of tumour-target pixels in the loss (1 = plain cross-entropy)
+    tumour_weight: float = 1.0
     #: "dice_liver": best epoch by validation liver Dice; "last": the last epoch
     select: str = "dice_liver"
     #: while this file exists, training pauses between batches (a benchmark running on the same CPU)
@@ -415,7 +417,7 @@ def build_learner(
         normalize=False,  # added above, always (also without ImageNet weights)
         n_out=N_CLASSES,
         pretrained=pretrained,
-        loss_func=MarginalCrossEntropy(),
+        loss_func=MarginalCrossEntropy(tumour_weight=cfg.tumour_weight),
         metrics=[DiceLiver(), DiceTumour(), ForegroundAccuracy()],
         path=out,
         model_dir=CHECKPOINT_DIR,
@@ -624,7 +626,8 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
             "batch_size": cfg.bs,
             "lr_max": lr,
             "lr_how": lr_how,
-            "loss": "cross-entropy; marginal -log(p_liver + p_tumour) on liver-or-tumour (partial) pixels",
+            "loss": "cross-entropy; marginal -log(p_liver + p_tumour) on liver-or-tumour (partial) pixels"
+                    + (f"; tumour pixels weighted x{cfg.tumour_weight:g}" if cfg.tumour_weight != 1.0 else ""),
             "augmentations": aug.to_json(),
             "imagenet_pretrained": bool(pretrained),
             "selection": ("best epoch by validation Dice liver (global, SaveModelCallback)" if cfg.select == "dice_liver"

@@ -111,3 +111,17 @@ def test_memory_is_slabs_and_the_liver_crop_not_the_volume():
     np.testing.assert_array_equal(np.asarray(raw), lab)
     # whole-volume post-processing needs several label volumes (uint8 copy, int32 labels ...)
     assert peak < 0.5 * lab.nbytes, f"peak {peak} bytes for a {lab.nbytes}-byte label volume"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_dense_speckle_diagonal_contacts_across_slab_borders(seed):
+    """Dense random liver/tumour voxels: many components joined (or flagged) only diagonally
+    across the slab borders of the streaming passes (every 8 slices)."""
+    rng = np.random.default_rng(1000 + seed)
+    shape = (int(rng.integers(9, 34)), 12, 13)
+    r = rng.random(shape)
+    lab = np.zeros(shape, np.uint8)
+    p_liver, p_tumour = rng.uniform(0.05, 0.3), rng.uniform(0.02, 0.2)
+    lab[r < p_liver] = 1
+    lab[(r >= p_liver) & (r < p_liver + p_tumour)] = 2
+    _check(lab, None, float(rng.choice([0.0, 2.0, 4.0, 30.0])))

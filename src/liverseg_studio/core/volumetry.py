@@ -282,14 +282,28 @@ def _lesions(
 ) -> list[Lesion]:
     # work inside the tumour's bounding box: a lesion table on 512x512x800 must not label the whole volume
     z0, z1 = int(tum_z[0]), int(tum_z[-1]) + 1
-    sub = lab[z0:z1] == Label.TUMOUR
-    ys = np.flatnonzero(sub.any(axis=(0, 2)))
-    xs = np.flatnonzero(sub.any(axis=(0, 1)))
+    # memory (issue 17): the in-plane box slice by slice, then only the box as bool, uint16
+    # component labels when they fit, sizes counted in each component's box (np.bincount
+    # would copy the labels to int64): ~3 bytes per voxel of the tumour box, not ~13
+    rows_any = np.zeros(lab.shape[1], dtype=bool)
+    cols_any = np.zeros(lab.shape[2], dtype=bool)
+    for k in tum_z:
+        t = lab[k] == Label.TUMOUR
+        rows_any |= t.any(axis=1)
+        cols_any |= t.any(axis=0)
+    ys, xs = np.flatnonzero(rows_any), np.flatnonzero(cols_any)
     y0, x0 = int(ys[0]), int(xs[0])
-    sub = sub[:, y0 : int(ys[-1]) + 1, x0 : int(xs[-1]) + 1]
-    comp, n = ndimage.label(sub, structure=_FULL_3D)
-    sizes = np.bincount(comp.ravel(), minlength=n + 1)
-    boxes = ndimage.find_objects(comp)
+    sub = np.asarray(lab[z0:z1, y0 : int(ys[-1]) + 1, x0 : int(xs[-1]) + 1]) == Label.TUMOUR
+    try:
+        comp, n = ndimage.label(sub, structure=_FULL_3D, output=np.uint16)
+    except RuntimeError:  # more than 65535 lesions
+        comp, n = ndimage.label(sub, structure=_FULL_3D)
+    del sub
+    boxes = ndimage.find_objects(comp, max_label=n)
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    for i, b in enumerate(boxes, start=1):
+        if b is not None:
+            sizes[i] = np.count_nonzero(comp[b] == i)
     order = sorted(range(1, n + 1), key=lambda i: (-int(sizes[i]), i))
     _, dy, dx = sp
     out = []

@@ -1,38 +1,37 @@
 """Post-processing of a whole volume's labels in bounded memory (used by ``segment_volume``).
 
 :func:`postprocess_in_place` gives, bit for bit, the labels and the report of
-:func:`liverseg_studio.core.postprocess.postprocess_labels`, while holding
-only the uint8 label volume itself plus crop- and slab-sized temporaries:
+:func:`liverseg_studio.core.postprocess.postprocess_labels`, while holding only
+the uint8 label volume itself plus slab-sized temporaries (a few slices of
+int32 labels), however large the volume or its foreground:
 
-1. :func:`liverseg_studio.core.components.liver_components` finds the liver
-   component that post-processing keeps, slab by slab (no whole-volume int32
-   labelling);
-2. ``postprocess_labels`` runs on the crop to that component's box (plus a
-   margin).  Inside the crop it decides exactly as on the whole volume: the kept
-   component lies wholly inside, and any component the crop cuts is smaller
-   than it was, so it cannot win a size comparison it lost before (ties keep
-   their raster order); outside the crop everything becomes background;
-3. the labels are overwritten with the result slab by slab, and the voxels that
-   changed are recorded (flat index, old value) so that the labels *before*
-   post-processing stay available as a lazy array (:class:`RawLabels`) without
-   a second full-size copy.  The counts of the report that depend on the whole
-   volume (components, removed island voxels) come from step 1.
+1. the components of ``labels >= 1`` (6-connectivity) are counted slab by slab
+   (:func:`liverseg_studio.core.components.liver_components`) and the one
+   post-processing keeps is chosen as ``postprocess_labels`` chooses it;
+2. a second pass over the same slabs keeps only that component (or clears a
+   liver smaller than the threshold);
+3. the tumour components (26-connectivity) of the result are counted slab by
+   slab, each flagged when a liver voxel lies among its 26 neighbours
+   (the slab's liver dilated with a one-slice halo);
+4. a last pass removes tumours that touch no liver and turns tumours smaller
+   than the threshold into liver.
+
+The labels are rewritten in place and the voxels that changed are recorded
+(flat index, old value), so the labels *before* post-processing stay available
+as a lazy array (:class:`RawLabels`) without a second full-size copy.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
-from liverseg_studio.core.components import liver_components
-from liverseg_studio.core.postprocess import DEFAULT_MIN_COMPONENT_MM3, PostprocessReport, postprocess_labels
+from liverseg_studio.core.components import FULL_3D, liver_components, stream_components
+from liverseg_studio.core.postprocess import DEFAULT_MIN_COMPONENT_MM3, PostprocessReport
 from liverseg_studio.core.slices import LazyArray, SliceSource
-
-#: Slices compared and rewritten at once in step 3.
-SLAB = 16
-#: Voxels around the kept component's box that the crop includes.
-CROP_MARGIN = 1
+from liverseg_studio.core.volume import Label
 
 
 class RawLabels(SliceSource):
@@ -59,6 +58,32 @@ class RawLabels(SliceSource):
         return out
 
 
+class _Changes:
+    """Rewrites slabs of ``labels`` in place and records (flat index, old value) of every changed voxel."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+        self.per = int(np.prod(labels.shape[1:]))
+        self.index: list[np.ndarray] = []
+        self.old: list[np.ndarray] = []
+
+    def apply(self, z0: int, new: np.ndarray) -> None:
+        cur = self.labels[z0 : z0 + new.shape[0]]
+        diff = np.flatnonzero(cur != new)
+        if diff.size:
+            self.index.append(diff + z0 * self.per)
+            self.old.append(np.ascontiguousarray(cur).reshape(-1)[diff])
+            cur[...] = new
+
+    def raw(self) -> np.ndarray | LazyArray:
+        if not self.index:
+            return self.labels
+        index = np.concatenate(self.index)
+        old = np.concatenate(self.old)
+        order = np.argsort(index, kind="stable")
+        return LazyArray(RawLabels(self.labels, index[order], old[order]))
+
+
 def postprocess_in_place(
     labels: np.ndarray,
     spacing: tuple[float, float, float] | None,
@@ -76,42 +101,83 @@ def postprocess_in_place(
         raise ValueError(f"labels must be uint8 (z, y, x), got {labels.dtype} {labels.shape}")
     if not min_component_mm3 >= 0:
         raise ValueError(f"min_component_mm3 must be >= 0, got {min_component_mm3}")
+    vox_mm3 = float(np.prod(spacing)) if spacing is not None else 1.0
+    if not vox_mm3 > 0:
+        vox_mm3 = 1.0
+    min_voxels = min_component_mm3 / vox_mm3
+    nz = labels.shape[0]
+    changes = _Changes(labels)
+    stats: dict[str, Any] = {}
+
+    # 1. the component to keep
     summary = liver_components(labels)
     if summary is None:  # nothing to clean
         return labels, PostprocessReport()
-    box = summary.box(labels.shape, margin=CROP_MARGIN)
-    crop = labels[box]
-    crop_fg = int(np.count_nonzero(crop))
-    crop_out, report = postprocess_labels(  # type: ignore[misc]
-        crop, spacing, min_component_mm3=min_component_mm3, return_report=True
-    )
     n = summary.n_components
-    report = dataclasses.replace(
-        report,
-        liver_components=n,
-        removed_liver_islands=n - 1 if n > 1 else 0,
-        removed_island_voxels=report.removed_island_voxels + summary.foreground_voxels - crop_fg,
-    )
-    nz, ny, nx = labels.shape
-    per = ny * nx
-    zb, yb, xb = box
-    changed: list[np.ndarray] = []
-    old: list[np.ndarray] = []
-    for a in range(0, nz, SLAB):
-        b = min(nz, a + SLAB)
-        cur = labels[a:b]
-        za, zz = max(a, zb.start), min(b, zb.stop)
-        if za >= zz and not cur.any():
-            continue
-        new = np.zeros_like(cur)
-        if za < zz:
-            new[za - a : zz - a, yb, xb] = crop_out[za - zb.start : zz - zb.start]
-        diff = np.flatnonzero(cur != new)
-        if diff.size:
-            changed.append(diff + a * per)
-            old.append(cur.reshape(-1)[diff])
-            cur[...] = new
-    if not changed:
-        return labels, report
-    raw = LazyArray(RawLabels(labels, np.concatenate(changed), np.concatenate(old)))
-    return raw, report
+    stats["liver_components"] = n
+    if n > 1:
+        stats["removed_liver_islands"] = n - 1
+        stats["removed_island_voxels"] = summary.foreground_voxels - summary.kept_voxels
+    clear_all = summary.kept_voxels < min_voxels
+    if clear_all:
+        stats["removed_small_liver"] = True
+        stats["removed_island_voxels"] = int(stats.get("removed_island_voxels", 0)) + summary.kept_voxels
+
+    # 2. keep it alone (or nothing)
+    comps = summary.components
+    assert comps is not None
+    if clear_all or n > 1:
+        for z0 in range(0, nz, comps.slab):
+            if z0 not in comps.offsets:
+                continue  # no foreground in this slab
+            cur = labels[z0 : z0 + comps.slab]
+            if clear_all:
+                new = np.zeros_like(cur)
+            else:
+                new = np.where(comps.slab_components(cur, z0) == summary.kept, cur, np.uint8(0)).astype(np.uint8)
+            changes.apply(z0, new)
+    if clear_all:
+        return changes.raw(), PostprocessReport(**stats)
+
+    # 3. tumour components, flagged when liver lies among their 26 neighbours
+    def near_liver(lab: Any, z0: int, z1: int) -> np.ndarray:
+        # the liver dilated by one voxel, only around this slab's tumour (in-plane box + 1)
+        out = np.zeros((z1 - z0, *lab.shape[1:]), dtype=bool)
+        tum = np.asarray(lab[z0:z1]) == Label.TUMOUR
+        ys, xs = np.flatnonzero(tum.any(axis=(0, 2))), np.flatnonzero(tum.any(axis=(0, 1)))
+        if ys.size == 0:
+            return out
+        y0, y1 = max(0, int(ys[0]) - 1), int(ys[-1]) + 2
+        x0, x1 = max(0, int(xs[0]) - 1), int(xs[-1]) + 2
+        lo, hi = max(0, z0 - 1), min(nz, z1 + 1)
+        near = ndimage.binary_dilation(np.asarray(lab[lo:hi, y0:y1, x0:x1]) == Label.LIVER, structure=FULL_3D)
+        out[:, y0:y1, x0:x1] = near[z0 - lo : z1 - lo]
+        return out
+
+    tumours = stream_components(labels, lambda sl: sl == Label.TUMOUR, full=True, flag=near_liver)
+    if tumours.n == 0:
+        return changes.raw(), PostprocessReport(**stats)
+    outside = ~tumours.flags
+    small = tumours.flags & (tumours.sizes < min_voxels)
+    stats["removed_tumours_outside_liver"] = int(outside.sum())
+    if outside.any():
+        stats["removed_tumour_voxels_outside_liver"] = int(tumours.sizes[outside].sum())
+    stats["small_tumours_relabelled"] = int(small.sum())
+    if small.any():
+        stats["small_tumour_voxels_relabelled"] = int(tumours.sizes[small].sum())
+
+    # 4. remove them, or make them liver
+    if outside.any() or small.any():
+        action = np.full(tumours.n, int(Label.TUMOUR), dtype=np.uint8)
+        action[outside] = Label.BACKGROUND
+        action[small] = Label.LIVER
+        for z0 in range(0, nz, tumours.slab):
+            if z0 not in tumours.offsets:
+                continue
+            cur = labels[z0 : z0 + tumours.slab]
+            ids = tumours.slab_components(cur, z0)
+            hit = ids >= 0
+            new = cur.copy()
+            new[hit] = action[ids[hit]]
+            changes.apply(z0, new)
+    return changes.raw(), PostprocessReport(**stats)

@@ -98,12 +98,25 @@ def test_model_loaded_once_per_worker(first_run, client):
     assert all(s["tasks"] >= 1 for s in states.values()), "both workers should have segmented studies"
 
 
-def test_rerun_runs_no_task(first_run, cluster, client, capsys):
+def test_rerun_runs_no_task(first_run, cluster, client, capsys, monkeypatch):
+    import socket
+
     _, _, out, _, _, _ = first_run
     before = _rows(out)
     tasks = sum(s["tasks"] for s in _states(client).values())
     capsys.readouterr()
+    peers: list = []
+    connect = socket.socket.connect
+
+    def recording_connect(sock, address, *a, **kw):
+        peers.append(address)
+        return connect(sock, address, *a, **kw)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
     rc = main(["cohort", str(out.parent / "in"), "--out", str(out), "--backend", BACKEND, "--scheduler", cluster.scheduler_address])
+    monkeypatch.undo()
+    inet = [p for p in peers if isinstance(p, tuple)]
+    assert inet and all(p[0].startswith("127.") or p[0] in ("::1", "localhost") for p in inet), peers  # loopback only
     assert rc == 2
     assert sum(s["tasks"] for s in _states(client).values()) == tasks  # 0 tasks ran
     assert all(s["loads"] == 1 for s in _states(client).values())  # the plugin was not loaded again

@@ -167,8 +167,13 @@ def segment_volume(
     min_component_mm3: float = DEFAULT_MIN_COMPONENT_MM3,
     progress: "ProgressFn | None" = None,
     is_cancelled: "CancelFn | None" = None,
+    min_2d_liver_prob: float = 0.0,
 ) -> SegmentationResult:
     """Segment ``volume`` with a loaded ``backend``.
+
+    ``min_2d_liver_prob`` (single 2D slices only; 0 = off, the measured default, see
+    :mod:`liverseg_studio.core.slice_floor`): liver components whose mean liver-or-tumour
+    probability is below it become background; needs a backend that gives probabilities.
 
     ``progress(done, total)`` and ``is_cancelled()`` go to the backend (per
     slice batch); cancellation is also checked between the phases and raises
@@ -185,9 +190,17 @@ def segment_volume(
             raise CancelledError("segmentation cancelled")
 
     _cancel_check()
+    floor = volume.is_2d and min_2d_liver_prob > 0
+    extra: dict[str, Any] = {}
+    if floor:
+        import inspect
+
+        if "want_probabilities" not in inspect.signature(backend.predict).parameters:
+            raise BackendError(f"backend {name!r} gives no probabilities: the 2D confidence floor needs them")
+        extra["want_probabilities"] = True
     t_start = time.perf_counter()
     try:
-        pred = backend.predict(volume, progress=progress, is_cancelled=is_cancelled)
+        pred = backend.predict(volume, progress=progress, is_cancelled=is_cancelled, **extra)
     except (LiversegError, KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - a plugin bug becomes one clear line
@@ -211,6 +224,14 @@ def segment_volume(
         # no second full-size copy; a read-only array is copied first
         labels = raw if raw.flags.writeable else np.array(raw, copy=True)
         raw_out, report = postprocess_in_place(labels, spacing, min_component_mm3=min_component_mm3)
+    elif floor:
+        from liverseg_studio.core.slice_floor import confidence_floor_2d
+
+        if pred.probabilities is None:
+            raise BackendError(f"backend {name!r} returned no probabilities: the 2D confidence floor needs them")
+        probs = np.asarray(pred.probabilities)
+        kept, _removed = confidence_floor_2d(raw[0], probs[0, 1] + probs[0, 2], min_mean_prob=min_2d_liver_prob)
+        labels = np.ascontiguousarray(kept[None], dtype=np.uint8)
     else:
         labels = raw
     t_post = time.perf_counter() - t0

@@ -8,6 +8,7 @@ LiverSeg; the checks of the one-line message fake ``ldd``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,11 +70,21 @@ def test_studio_prints_the_line_and_exits_2_instead_of_aborting(monkeypatch, cap
     assert capsys.readouterr().err.strip() == line
 
 
-def _top_level_titles(display: str) -> str:
-    proc = subprocess.run(
-        ["xwininfo", "-root", "-tree", "-display", display], capture_output=True, text=True, timeout=10, check=False
-    )
-    return proc.stdout
+_WINDOW = re.compile(r'^\s*(0x[0-9a-f]+) "(LiverSeg[^"]*)".*?\s(\d+)x(\d+)[+-]', re.MULTILINE)
+
+
+def liverseg_window_shown(display: str) -> bool:
+    """A viewable window titled LiverSeg of at least 200x200 (Qt's 1x1 client-leader window,
+    which also carries the application's name, does not count)."""
+
+    def xwininfo(*args: str) -> str:
+        cmd = ["xwininfo", *args, "-display", display]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False).stdout
+
+    for wid, _title, w, h in _WINDOW.findall(xwininfo("-root", "-tree")):
+        if int(w) >= 200 and int(h) >= 200 and "IsViewable" in xwininfo("-id", wid):
+            return True
+    return False
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Xvfb is Linux-only")
@@ -114,7 +125,7 @@ def test_make_run_shows_a_window_titled_liverseg_under_xvfb(tmp_path):
         while time.perf_counter() - t0 < max(30.0, 5 * WINDOW_WITHIN_S):
             if studio.poll() is not None:
                 break
-            if '"LiverSeg' in _top_level_titles(display):
+            if liverseg_window_shown(display):
                 shown = time.perf_counter() - t0
                 break
             time.sleep(0.05)

@@ -94,7 +94,8 @@ def liverseg_window_shown(display: str) -> bool:
 def test_make_run_shows_a_window_titled_liverseg_under_xvfb(tmp_path):
     if pc.missing_libraries():
         pytest.skip(f"Qt's xcb plugin lacks {pc.missing_libraries()} here: {pc.install_command(pc.missing_libraries())}")
-    if subprocess.run(["make", "-q", "setup"], cwd=ROOT, capture_output=True, check=False).returncode != 0:
+    clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under make test
+    if subprocess.run(["make", "-q", "setup"], cwd=ROOT, env=clean, capture_output=True, check=False).returncode != 0:
         pytest.skip("make setup is not up to date here (make test runs it first)")
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(
@@ -110,7 +111,7 @@ def test_make_run_shows_a_window_titled_liverseg_under_xvfb(tmp_path):
             number = f.readline().strip()
         assert number, "Xvfb did not start"
         display = f":{number}"
-        env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
+        env = {k: v for k, v in clean.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
         env.update(DISPLAY=display, XDG_CONFIG_HOME=str(tmp_path / "config"), HOME=str(tmp_path))
         t0 = time.perf_counter()
         studio = subprocess.Popen(

@@ -136,7 +136,8 @@ def test_changed_voxels_per_label() -> None:
     b[1, 1, 1] = 2  # tumour and liver added
     b[0, 0, 2] = 0  # liver removed
     assert changed_voxels(a, b) == {"liver": {"added": 1, "removed": 1}, "tumour": {"added": 2, "removed": 0}}
-    assert changed_voxels(a, b, slices=[1]) == {"liver": {"added": 1, "removed": 0}, "tumour": {"added": 1, "removed": 0}}
+    one = {"liver": {"added": 1, "removed": 0}, "tumour": {"added": 1, "removed": 0}}
+    assert changed_voxels(a, b, slices=[1]) == one
 
 
 def test_undo_stores_changed_boxes_only_and_round_trips() -> None:

@@ -202,7 +202,9 @@ def apply_label(target: np.ndarray, region: np.ndarray, label: int, *, erase: bo
     return n
 
 
-def changed_voxels(original: np.ndarray, edited: np.ndarray, slices: Sequence[int] | None = None) -> dict[str, dict[str, int]]:
+def changed_voxels(
+    original: np.ndarray, edited: np.ndarray, slices: Sequence[int] | None = None
+) -> dict[str, dict[str, int]]:
     """Voxels the reader changed, per label: ``{"liver": {"added", "removed"}, "tumour": {...}}``.
 
     Liver is ``labels >= 1`` and tumour ``labels == 2`` (as volumetry counts

@@ -522,6 +522,8 @@ class MainWindow(QMainWindow):
         if self._volume is None or self.studio is None:
             self.statusBar().showMessage("Open a case first.", 4000)
             return None
+        if self.editing is not None and not self.editing.confirm_discard("run the segmentation again"):
+            return None
         backend = self.selected_backend()
         if not backend:
             self._show_error("No backend", "No segmentation backend is installed (see `liverseg plugins`).")

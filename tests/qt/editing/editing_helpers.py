@@ -48,7 +48,9 @@ def click(viewer: Any, y: float, x: float, panel: str = "overlay") -> None:
     QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
 
 
-def horizontal_capsule(shape_yx: tuple[int, int], y0: int, x0: int, x1: int, r: float, sy: float, sx: float) -> np.ndarray:
+def horizontal_capsule(
+    shape_yx: tuple[int, int], y0: int, x0: int, x1: int, r: float, sy: float, sx: float
+) -> np.ndarray:
     """Voxels whose centre is within r mm of the segment (y0, x0)-(y0, x1), written out by hand."""
     ys, xs = np.mgrid[0 : shape_yx[0], 0 : shape_yx[1]]
     dy = (ys - y0) * sy

@@ -61,14 +61,14 @@ def test_open_nifti_mask_edit_save_reload_and_valid_seg(qtbot: Any, window: Any,
     assert changed["tumour"]["added"] > 0 and changed["liver"]["removed"] > 0 and c.is_dirty()
 
     # save: NIfTI mask, DICOM SEG, report; the saved mask equals the edited one
-    out = window.export("nifti", str(tmp_path / "edited_mask.nii.gz"))
+    out = window.export("mask", str(tmp_path / "edited_mask.nii.gz"))
     assert out is not None and not c.is_dirty()
     img = nib.load(str(out))
     np.testing.assert_array_equal(np.asarray(img.dataobj).T, edited)
     np.testing.assert_allclose(img.affine, volume.affine, atol=1e-4)
     np.testing.assert_array_equal(load_mask(out, volume), edited)  # and it opens again onto the image
 
-    seg_path = window.export("dicom-seg", str(tmp_path / "edited_seg.dcm"))
+    seg_path = window.export("seg", str(tmp_path / "edited_seg.dcm"))
     assert seg_path is not None
     seg = pydicom.dcmread(str(seg_path))
     assert seg.SeriesInstanceUID != volume.meta["series_uid"]  # a new series
@@ -80,7 +80,7 @@ def test_open_nifti_mask_edit_save_reload_and_valid_seg(qtbot: Any, window: Any,
         n_errors, output = run_dciodvfy(seg_path)
         assert n_errors == 0, output
 
-    report_path = window.export("json", str(tmp_path / "edited_report.json"))
+    report_path = window.export("report", str(tmp_path / "edited_report.json"))
     report = json.loads(Path(report_path).read_text())
     assert report["edited"] is True
     assert report["editing"]["changed_voxels"] == changed
@@ -88,31 +88,35 @@ def test_open_nifti_mask_edit_save_reload_and_valid_seg(qtbot: Any, window: Any,
     assert report["liver_voxels"] == int(np.count_nonzero(edited >= 1))
     assert report["tumour_voxels"] == int(np.count_nonzero(edited == 2))
     # a second save is a new SEG series again
-    seg2 = window.export("dicom-seg", str(tmp_path / "edited_seg2.dcm"))
+    seg2 = window.export("seg", str(tmp_path / "edited_seg2.dcm"))
     assert pydicom.dcmread(str(seg2)).SeriesInstanceUID != seg.SeriesInstanceUID
     if DCIODVFY is None:
         pytest.skip("dciodvfy not installed: the SEG was not validated (everything else passed)")
 
 
-def test_model_result_edited_report_names_the_model(qtbot: Any, window: Any, nifti_phantom: Any, tmp_path: Path) -> None:
+def test_model_result_edited_report_names_the_model(
+    qtbot: Any, window: Any, nifti_phantom: Any, tmp_path: Path
+) -> None:
     from studio_helpers import TEST_BACKEND, run_and_wait
 
     open_case(qtbot, window, nifti_phantom.path)
     run_and_wait(qtbot, window)
-    out = window.export("json", str(tmp_path / "plain_report.json"))
+    out = window.export("report", str(tmp_path / "plain_report.json"))
     assert json.loads(out.read_text())["edited"] is False  # not edited: not marked
     c = window.editing.controller
     c.set_tool("brush")
     c.set_label(2)
     drag(window.studio.viewer, [(4, 4), (4, 10)])
-    out = window.export("json", str(tmp_path / "edited_report.json"))
+    out = window.export("report", str(tmp_path / "edited_report.json"))
     report = json.loads(out.read_text())
     assert report["edited"] is True and report["editing"]["produced_by"]["backend"] == TEST_BACKEND
     assert report["editing"]["changed_voxels"]["tumour"]["added"] > 0
     assert c.is_dirty()  # a report does not save the mask
 
 
-def test_mask_that_does_not_fit_the_image_is_refused(qtbot: Any, window: Any, nifti_phantom: Any, tmp_path: Path, errors: Any) -> None:
+def test_mask_that_does_not_fit_the_image_is_refused(
+    qtbot: Any, window: Any, nifti_phantom: Any, tmp_path: Path, errors: Any
+) -> None:
     ph = nifti_phantom.phantom
     volume = open_case(qtbot, window, nifti_phantom.path)
     wrong_shape = write_nifti(tmp_path / "small.nii.gz", ph.labels[:, :32], ph.affine, dtype="uint8")

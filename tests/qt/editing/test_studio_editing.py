@@ -178,7 +178,8 @@ def test_tumour_painted_outside_the_liver_adds_liver_under_it(qtbot: Any, window
 
 def test_keyboard_tools_labels_radius_and_escape(qtbot: Any, window: Any, tmp_path: Path) -> None:
     _ph, c, viewer = _segmented(qtbot, window, tmp_path)
-    for key, tool in ((Qt.Key.Key_B, "brush"), (Qt.Key.Key_E, "eraser"), (Qt.Key.Key_F, "fill"), (Qt.Key.Key_L, "lasso")):
+    keys = ((Qt.Key.Key_B, "brush"), (Qt.Key.Key_E, "eraser"), (Qt.Key.Key_F, "fill"), (Qt.Key.Key_L, "lasso"))
+    for key, tool in keys:
         _key(window, key)
         assert c.tool == tool
         assert window.editing.tool_actions[tool].isChecked()
@@ -240,6 +241,8 @@ def test_go_back_and_close_with_unsaved_edits_ask_first(
         assert window.stack.currentWidget() is window.studio and c.is_dirty()  # edits kept
         assert not window.close() and window.isVisible()  # closing asks too, and stays
         assert len(asked) == 2
+        assert window.run_segmentation() is None and len(asked) == 3  # so does running again
+        assert c.is_dirty() and not window.is_running()
     else:
         assert window.stack.currentWidget() is window.start_screen and not c.active
         _segmented(qtbot, window, tmp_path)
@@ -257,7 +260,7 @@ def test_undo_back_to_the_saved_state_is_clean(qtbot: Any, window: Any, tmp_path
     c.undo()
     assert not c.is_dirty()
     c.redo()
-    out = window.export("nifti", str(tmp_path / "saved_mask.nii.gz"))
+    out = window.export("mask", str(tmp_path / "saved_mask.nii.gz"))
     assert out is not None and not c.is_dirty()
     c.undo()
     assert c.is_dirty()  # the saved mask has the stroke; the labels no longer

@@ -28,7 +28,9 @@ from liverseg_studio.core.volumetry import compute_stats
 from liverseg_studio.segment.pipeline import ModelInfo, SegmentationResult
 
 #: What the open-mask dialog offers.
-MASK_FILTER = "Masks (*.nii.gz *.nii *.dcm *.png);;NIfTI (*.nii.gz *.nii);;DICOM SEG (*.dcm);;PNG mask (*.png);;All files (*)"
+MASK_FILTER = (
+    "Masks (*.nii.gz *.nii *.dcm *.png);;NIfTI (*.nii.gz *.nii);;DICOM SEG (*.dcm);;PNG mask (*.png);;All files (*)"
+)
 MASK_BACKEND = "mask file"
 #: SNOMED CT codes that tell a SEG segment is the liver.
 _LIVER_CODES = {"10200004"}
@@ -95,7 +97,8 @@ def _load_png(p: Path, volume: Volume) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001
         raise LoaderError(p, f"cannot read it as PNG: {exc}") from exc
     if arr.ndim == 3:
-        if arr.shape[2] >= 3 and not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+        grey = np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
+        if arr.shape[2] >= 3 and not grey:
             raise LoaderError(p, "a mask PNG is grey with values 0/1/2 (this one is colour: an overlay?)")
         arr = arr[..., 0]
     if volume.n_slices != 1:

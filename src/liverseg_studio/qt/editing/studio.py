@@ -127,6 +127,8 @@ class StudioEditing(QObject):
         for w in (p.radius_spin, p.hu_spin, p.brush_3d, p.liver_radio, p.tumour_radio):
             w.setEnabled(active)
         (p.liver_radio if c.label == Label.LIVER else p.tumour_radio).setChecked(True)
+        known = self.window.volume is None or self.window.volume.spacing_known
+        p.radius_spin.setSuffix(" mm" if known else " px")  # no spacing: the radius is in pixels
         if abs(p.radius_spin.value() - c.radius_mm) > 1e-6:
             p.radius_spin.blockSignals(True)
             p.radius_spin.setValue(c.radius_mm)

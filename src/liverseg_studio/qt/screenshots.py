@@ -60,6 +60,37 @@ def _grab(window: Any, path: Path, app: Any) -> Path:
     return path
 
 
+def _editing_shot(window: Any, app: Any, out_dir: Path, tmp_dir: Path) -> Path:
+    """05: correcting the segmentation: a tumour brush stroke across the liver, the brush outline."""
+    import numpy as np
+
+    viewer = window.studio.viewer
+    c = window.editing.controller
+    viewer.set_layout_mode("focus")
+    c.set_tool("brush")
+    c.set_label(2)
+    _, sy, _ = c.spacing()
+    c.set_radius(5.0 * sy)  # five pixels (mm when the spacing is known)
+    z = viewer.slice_index
+    ys, xs = np.nonzero(c.labels[z] >= 1)
+    if len(ys):
+        # a tumour stroke across the middle of the liver, the brush outline where it ends
+        y0, x0 = int(np.median(ys)), int(np.median(xs))
+        pts = [(y0 + round(6 * np.sin(k / 4)), x0 + k) for k in range(-14, 15)]
+        c.press(*pts[0])
+        for y, x in pts[1:]:
+            c.move_to(y, x)
+        c.release()
+        _wait(app, [c.stats_changed], 60)  # the live volumetry (a worker) counts the stroke
+        viewer.hover(y0 + 16, x0 + 10)
+        c._show_outline(viewer.seg_grey_item, y0 + 16, x0 + 10)
+    path = _grab(window, out_dir / "05_case117_editing.png", app)
+    window.export("mask", str(tmp_dir / "edited_mask.nii.gz"))  # saved: closing does not ask
+    c.set_tool(None)
+    viewer.set_layout_mode("three")
+    return path
+
+
 def take_screenshots(out_dir: Path, backend: str | None = None) -> list[Path]:
     """Drive the studio and write the PNGs; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +157,7 @@ def take_screenshots(out_dir: Path, backend: str | None = None) -> list[Path]:
     window.about_dock.show()
     written.append(_grab(window, out_dir / "04_contact_about.png", app))
     window.about_dock.hide()
+    written.append(_editing_shot(window, app, out_dir, settings_file.parent))
     window.close()
     return written
 

@@ -39,5 +39,6 @@ def local_cluster(n_workers: int = 2):
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         silence_logs=50,
     )

@@ -27,8 +27,8 @@ LOCK = Path("/tmp/liverseg-bench.lock")
 
 def bench_cohort(
     *,
-    studies: int = 6,
-    slices: int = 8,
+    studies: int = 4,
+    slices: int = 4,
     size: int = 512,
     backend: str = "onnx",
     model: str | None = None,
@@ -69,6 +69,7 @@ def bench_cohort(
                 n_workers=n,
                 dashboard=False,
             )
+            load_before = os.getloadavg()[0]
             t0 = time.perf_counter()
             with open(os.devnull, "w") as devnull:
                 s = run_cohort(cohort, config, out=devnull, err=devnull)
@@ -81,11 +82,14 @@ def bench_cohort(
                 "tasks_seconds": round(s.seconds, 2),
                 "wall_seconds_with_cluster_start": round(wall, 2),
                 "mean_study_seconds": round(sum(float(r["seconds"]) for r in s.rows) / max(len(s.rows), 1), 2),
+                # other work on the machine: 1-minute load average before and after the run
+                "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             }
             result["runs"][str(n)] = run
             log(
                 f"{n} worker(s): {run['studies_per_min']:.2f} studies/min ({studies} studies in {s.seconds:.1f} s; "
-                f"{wall:.1f} s with cluster start-up and model loads; {run['mean_study_seconds']:.1f} s per study)"
+                f"{wall:.1f} s with cluster start-up and model loads; {run['mean_study_seconds']:.1f} s per study; "
+                f"load average {run['load_average'][0]:.1f} -> {run['load_average'][1]:.1f} on {os.cpu_count()} cores)"
             )
     runs = result["runs"]
     if "1" in runs and "2" in runs and runs["1"]["studies_per_min"] > 0:
@@ -96,8 +100,8 @@ def bench_cohort(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m liverseg_studio.cohort.bench", description=__doc__)
-    p.add_argument("--studies", type=int, default=6)
-    p.add_argument("--slices", type=int, default=8)
+    p.add_argument("--studies", type=int, default=4)
+    p.add_argument("--slices", type=int, default=4)
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--backend", default="onnx")
     p.add_argument("--model", default=None)

@@ -287,6 +287,8 @@ def open_client(config: CohortConfig, n_todo: int, err: TextIO) -> Iterator[Any]
         processes=True,
         host="127.0.0.1",  # loopback only
         dashboard_address=dashboard,
+        # without a dashboard the scheduler's small HTTP server (health, metrics) takes any free port
+        scheduler_kwargs=None if dashboard else {"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
         env=env,
     )

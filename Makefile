@@ -10,11 +10,11 @@ STAMP := $(VENV)/.liverseg-setup
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/liverseg-threshold-backend/pyproject.toml Makefile
+$(STAMP): pyproject.toml plugins/liverseg-threshold-backend/pyproject.toml plugins/liverseg-openvino-backend/pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	# torch/torchvision come from this machine kind's local disk (pinned in pyproject)
-	$(PIP) install -e ".[train,dev,cluster]" -e plugins/liverseg-threshold-backend
+	$(PIP) install -e ".[train,dev,cluster]" -e plugins/liverseg-threshold-backend -e plugins/liverseg-openvino-backend
 	# The sample case (LiTS case 117, held out, never trained on): fetched at
 	# set-up time, not committed.  --no-deps: we only read its data files.
 	$(PIP) install -q --no-deps "liver-ct-segmentation-package==1.6.0"

@@ -14,7 +14,8 @@ run, with no network and no input files:
    volumetry of its truth labels (liver mL, one lesion and its diameter) and
    the libraries imported only on demand (scipy.spatial, highdicom, PIL);
    the sample case (LiTS 117) read when installed or bundled (``resources/sample``);
-3. the backend: ``onnx`` loads the default model (``resources/models/default``,
+3. the backend: the default engine (``openvino`` when the build ships OpenVINO,
+   else ``onnx``; ``--backend NAME`` picks one) loads the default model (``resources/models/default``,
    in a bundle ``sys._MEIPASS/resources/models/default``; ``--model DIR``
    overrides) -- when there is no default model the self-test fails (exit 1)
    with a message saying so, unless another backend is chosen with
@@ -148,7 +149,7 @@ class _Runner:
 
 def run_self_test(
     *,
-    backend: str = "onnx",
+    backend: str = "auto",
     model_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     gui: bool = False,
@@ -183,6 +184,10 @@ def run_self_test(
         ]
         if missing:
             raise SelfTestFailure(f"built-in loaders/backends missing: {', '.join(missing)}")
+        nonlocal backend
+        if backend == "auto" and "auto" not in pm.backends:  # the engine this build ships and uses by default
+            backend = pm.backends.default_name() or "onnx"
+            out(f"    default engine: {backend}")
         if backend not in pm.backends:
             raise SelfTestFailure(f"backend {backend!r} is not installed (available: {', '.join(pm.backends.names())})")
         if "fastai" in pm.backends and not torch_available():
@@ -469,8 +474,9 @@ def install_network_guard_from_env() -> bool:
 
 def build_parser(prog: str = "liverseg --self-test") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Check this installation end to end (no network, no inputs).")
-    p.add_argument("--backend", default="onnx", metavar="NAME",
-                   help="backend to test (default onnx with the default model; 'threshold' needs no model)")
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help="backend to test (default auto: the default engine, openvino when bundled, else onnx, "
+                        "with the default model; 'threshold' needs no model)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the bundled default model)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference")
     p.add_argument("--gui", action=argparse.BooleanOptionalAction, default=False,

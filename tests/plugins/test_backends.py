@@ -41,6 +41,19 @@ def load_onnx(model_dir: Path, **kw):
     return b
 
 
+def load_openvino(model_dir: Path, **kw):
+    pytest.importorskip("openvino")
+    from liverseg_openvino_backend import OpenVinoBackend
+
+    b = OpenVinoBackend()
+    b.load(model_dir, threads=2, **kw)
+    return b
+
+
+#: The engines that run the card's ONNX files (issue 13: every check covers openvino too).
+ONNX_ENGINES = {"onnx": load_onnx, "openvino": load_openvino}
+
+
 def load_fastai(model_dir: Path, **kw):
     from liverseg_studio.backends.fastai_backend import FastaiBackend
 
@@ -74,11 +87,12 @@ def test_onnx_and_fastai_backends_agree(tiny_model, volume_and_truth):
     assert dice(a.labels >= 1, b.labels >= 1) > 0.99
 
 
-def test_int8_and_fp32_onnx_agree(tiny_model, volume_and_truth):
-    """Issue 7: int8 and fp32 ONNX predictions agree (Dice >= 0.98) on a few slices."""
+@pytest.mark.parametrize("engine", sorted(ONNX_ENGINES))
+def test_int8_and_fp32_onnx_agree(tiny_model, volume_and_truth, engine):
+    """Issue 7: int8 and fp32 ONNX predictions agree (Dice >= 0.98) on a few slices (both engines)."""
     volume, truth = volume_and_truth
-    b32 = load_onnx(tiny_model.model_dir, precision="fp32")
-    b8 = load_onnx(tiny_model.model_dir)  # default: int8
+    b32 = ONNX_ENGINES[engine](tiny_model.model_dir, precision="fp32")
+    b8 = ONNX_ENGINES[engine](tiny_model.model_dir)  # default: int8
     assert b8.model_path.name == "model.int8.onnx" and b32.model_path.name == "model.onnx"
     l32 = b32.predict(volume).labels
     l8 = b8.predict(volume).labels
@@ -116,7 +130,9 @@ def test_onnx_backend_exposes_card(tiny_model):
     assert info["precision"] == "int8" and info["threads"] == 2
 
 
-def test_sha256_mismatch_refused_unless_overridden(tiny_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", sorted(ONNX_ENGINES))
+def test_sha256_mismatch_refused_unless_overridden(tiny_model, tmp_path, monkeypatch, engine):
+    load_onnx = ONNX_ENGINES[engine]  # the same checks for every engine
     mdir = copy_model_dir(tiny_model.model_dir, tmp_path / "m")
     target = mdir / "model.int8.onnx"
     data = bytearray(target.read_bytes())
@@ -138,7 +154,9 @@ def test_sha256_mismatch_refused_unless_overridden(tiny_model, tmp_path, monkeyp
         load_onnx(mdir)
 
 
-def test_file_missing_from_card_is_refused(tiny_model, tmp_path):
+@pytest.mark.parametrize("engine", sorted(ONNX_ENGINES))
+def test_file_missing_from_card_is_refused(tiny_model, tmp_path, engine):
+    load_onnx = ONNX_ENGINES[engine]
     mdir = copy_model_dir(tiny_model.model_dir, tmp_path / "m")
     card = read_card(mdir)
     del card.files["onnx_int8"]

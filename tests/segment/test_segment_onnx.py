@@ -14,7 +14,11 @@ pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.slow
-def test_onnx_backend_end_to_end(plugin_manager, analytic_nifti, analytic_phantom, tmp_path_factory, tmp_path, capsys):
+@pytest.mark.parametrize("backend", [None, "onnx"])
+def test_onnx_backend_end_to_end(
+    backend, plugin_manager, analytic_nifti, analytic_phantom, tmp_path_factory, tmp_path, capsys
+):
+    """Without --backend the default engine runs (openvino when installed, else onnx) and says so."""
     pytest.importorskip("torch")  # building the tiny model trains it
     from helpers.tiny_model import get_tiny_model
 
@@ -29,14 +33,18 @@ def test_onnx_backend_end_to_end(plugin_manager, analytic_nifti, analytic_phanto
     kind = "onnx_int8" if "onnx_int8" in card.files else "onnx"
     assert kind in card.files, f"the tiny model has no ONNX export: {sorted(card.files)}"
     out = tmp_path / "out"
+    extra = ["--backend", backend] if backend else []
     rc = cli.main(
-        ["segment", str(analytic_nifti), "--out", str(out), "--model", str(model.model_dir), "--threads", "1"]
+        ["segment", str(analytic_nifti), "--out", str(out), "--model", str(model.model_dir), "--threads", "1", *extra]
     )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "slices/s" in captured.out
     report = json.loads((out / "abdomen_report.json").read_text())
-    assert report["model"]["backend"] == "onnx"
+    expected = backend or plugin_manager.backends.default_name()
+    assert expected in ("onnx", "openvino")
+    assert report["model"]["backend"] == expected
+    assert f"engine: {expected} (" in captured.err and "model.int8.onnx" in captured.err
     assert report["model"]["name"] == card.name and report["model"]["version"] == card.version
     assert report["model"]["sha256"] == card.files[kind]["sha256"]
     assert report["model"]["file"] == card.files[kind]["path"]

@@ -32,6 +32,18 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 
 
+def check_io(path: Path, card: ModelCard, *, inputs: dict[str, Any], outputs: list[str]) -> None:
+    """The model must take ``image`` (N, 3, S, S) with S = the card's ``input_size`` and return ``logits``."""
+    if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+        raise BackendError(
+            f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
+            f"found inputs {sorted(inputs)} and outputs {outputs}"
+        )
+    shape = list(inputs[INPUT_NAME])
+    if len(shape) != 4 or (isinstance(shape[-1], int) and shape[-1] not in (card.input_size, -1)):
+        raise BackendError(f"{path}: input shape {shape} does not match the card's input_size {card.input_size}")
+
+
 class UnverifiedModelWarning(UserWarning):
     """A model file is used although its sha256 was not verified (user override)."""
 
@@ -40,6 +52,8 @@ class OnnxBackend(SliceModelBackend):
     """ONNX Runtime backend (CPU).  ``factory()`` is this class: construction is cheap."""
 
     name = "onnx"
+    #: The runtime that executes the model, for reports ("engine: onnx (ONNX Runtime 1.x, ...)").
+    engine = "ONNX Runtime"
 
     def __init__(
         self,
@@ -60,6 +74,7 @@ class OnnxBackend(SliceModelBackend):
         self.threads: int | None = None
         self.load_seconds: float | None = None
         self._session: Any = None
+        self.engine_version: str | None = None
 
     # -- loading ----------------------------------------------------------------
     def _choose(self, card: ModelCard, model_dir: Path, precision: str | None, model_file: str | None) -> tuple[str, Path]:
@@ -111,11 +126,24 @@ class OnnxBackend(SliceModelBackend):
                 UnverifiedModelWarning,
                 stacklevel=2,
             )
+        n_threads = int(threads) if threads else physical_cores()
+        self._open(path, n_threads, card)
+        self.card = card
+        self.model_dir = mdir
+        self.model_path = path
+        self.model_kind = kind
+        self.threads = n_threads
+        self.load_seconds = time.perf_counter() - t0
+
+    def _open(self, path: Path, n_threads: int, card: ModelCard) -> None:
+        """Give the verified ``path`` to the engine (here ONNX Runtime); sets ``self._session``.
+
+        Engines that read the same ONNX file (the openvino plugin) override this and ``run_batch``.
+        """
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - base dependency
             raise BackendError(f"the onnx backend needs onnxruntime: {exc}") from exc
-        n_threads = int(threads) if threads else physical_cores()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = n_threads
         opts.inter_op_num_threads = 1
@@ -133,21 +161,9 @@ class OnnxBackend(SliceModelBackend):
             raise BackendError(f"{path}: ONNX Runtime cannot load the model: {exc}") from exc
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
-        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
-            raise BackendError(
-                f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
-                f"found inputs {sorted(inputs)} and outputs {outputs}"
-            )
-        shape = inputs[INPUT_NAME].shape
-        if len(shape) != 4 or (isinstance(shape[-1], int) and shape[-1] != card.input_size):
-            raise BackendError(f"{path}: input shape {shape} does not match the card's input_size {card.input_size}")
+        check_io(path, card, inputs={k: v.shape for k, v in inputs.items()}, outputs=outputs)
         self._session = session
-        self.card = card
-        self.model_dir = mdir
-        self.model_path = path
-        self.model_kind = kind
-        self.threads = n_threads
-        self.load_seconds = time.perf_counter() - t0
+        self.engine_version = str(getattr(ort, "__version__", "")) or None
 
     # -- inference -----------------------------------------------------------------
     @property
@@ -168,6 +184,8 @@ class OnnxBackend(SliceModelBackend):
             "model_file": self.model_path.name if self.model_path else None,
             "precision": {"onnx_int8": "int8", "onnx": "fp32"}.get(self.model_kind or "", self.model_kind),
             "threads": self.threads,
+            "engine": self.engine,
+            "engine_version": self.engine_version,
             "card": self.card.summary() if self.card else None,
         }
 
@@ -177,4 +195,4 @@ def factory() -> OnnxBackend:
     return OnnxBackend()
 
 
-__all__ = ["OnnxBackend", "UnverifiedModelWarning", "factory", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["OnnxBackend", "UnverifiedModelWarning", "check_io", "factory", "INPUT_NAME", "OUTPUT_NAME"]

@@ -31,26 +31,38 @@ def fastai_factory() -> "FastaiBackend":
     return FastaiBackend()
 
 
+ONNX_DESCRIPTION = "ONNX Runtime on CPU (model.int8.onnx, else model.onnx); default unless a faster engine is installed"
+ONNX_UNAVAILABLE = "unavailable: ONNX Runtime not in this build (the openvino backend runs the same model)"
+#: ``BackendSpec.default_rank`` of ONNX Runtime: the fallback default engine (the openvino plugin ranks higher).
+ONNX_RANK = 10
+
 FASTAI_DESCRIPTION = "PyTorch/fastai U-Net (model.safetensors; export.pkl only with --trust-pickle)"
 FASTAI_UNAVAILABLE = "unavailable: PyTorch not in this build (install liverseg-studio[train]; use the onnx backend)"
 
 
-def torch_available() -> bool:
-    """Whether PyTorch can be found, without importing it (the offline executable excludes it)."""
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be found, without importing it."""
     try:
-        return importlib.util.find_spec("torch") is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def torch_available() -> bool:
+    """Whether PyTorch can be found, without importing it (the offline executable excludes it)."""
+    return _installed("torch")
 
 
 @hookimpl
 def liverseg_register_backends(registry: "BackendRegistry") -> None:
     """The built-in ONNX Runtime and PyTorch/fastai backends."""
+    ort = _installed("onnxruntime")
     registry.add(
         BackendSpec(
             name="onnx",
             factory=onnx_factory,
-            description="ONNX Runtime on CPU (model.int8.onnx, else model.onnx); default",
+            description=ONNX_DESCRIPTION if ort else ONNX_UNAVAILABLE,
+            default_rank=ONNX_RANK if ort else 0,
         )
     )
     registry.add(

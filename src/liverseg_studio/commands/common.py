@@ -37,3 +37,23 @@ def load_backend(pm: Any, name: str, model: Path | str | None, *, threads: int |
     except Exception as exc:  # noqa: BLE001 - a plugin bug is a clear one-line error
         raise BackendError(f"backend {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
     return backend
+
+
+def engine_summary(backend: Any) -> str:
+    """One line saying which engine runs: ``openvino (OpenVINO 2026.4.1, model.int8.onnx int8, 2 threads)``."""
+    name = str(getattr(backend, "name", type(backend).__name__))
+    describe = getattr(backend, "describe", None)
+    info: dict[str, Any] = {}
+    if callable(describe):
+        try:
+            info = dict(describe())
+        except Exception:  # noqa: BLE001 - a plugin's describe must not stop a run
+            info = {}
+    parts = []
+    if info.get("engine"):
+        parts.append(" ".join(str(p) for p in (info.get("engine"), info.get("engine_version")) if p))
+    if info.get("model_file"):
+        parts.append(" ".join(str(p) for p in (info["model_file"], info.get("precision")) if p))
+    if info.get("threads"):
+        parts.append(f"{info['threads']} threads")
+    return name + (f" ({', '.join(parts)})" if parts else "")

@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from liverseg_studio.commands.common import add_trust_pickle_option, load_backend
+from liverseg_studio.commands.common import add_trust_pickle_option, engine_summary, load_backend
 from liverseg_studio.commands.info import add_load_options, load_options
 
-DEFAULT_BACKEND = "onnx"
+#: "auto": the fastest installed engine (``BackendRegistry.default_name``: openvino when
+#: installed, else onnx = ONNX Runtime); the run says which one it used.
+DEFAULT_BACKEND = "auto"
 
 
 def _positive_int(text: str) -> int:
@@ -78,7 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (a folder of inputs is a batch)")
     p.add_argument("--out", "-o", required=True, metavar="OUT_DIR", help="output folder (created if missing)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: resources/models/default)")
-    p.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME", help=f"backend (default {DEFAULT_BACKEND})")
+    p.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        metavar="NAME",
+        help="backend (default auto: the fastest installed engine, openvino, else onnx)",
+    )
     p.add_argument(
         "--export",
         type=_formats,
@@ -226,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     names = unique_names(inputs)
     options = load_options(args)
     backend = load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
+    print(f"engine: {engine_summary(backend)}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     failures: list[tuple[Path, str]] = []

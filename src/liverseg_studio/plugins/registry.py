@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from liverseg_studio.core.volume import Volume
 
 SNIFF_BYTES = 1024
+#: The backend name that means "the default engine": the fastest installed (highest ``default_rank``).
+AUTO_BACKEND = "auto"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class BackendSpec:
     description: str = ""
     #: Whether ``load`` needs a model directory.
     needs_model: bool = True
+    #: Default-engine preference: with no ``--backend``, the CLI and the studio use the
+    #: registered backend with the highest rank (0: never the default).  Built-in onnx
+    #: (ONNX Runtime) is 10; a faster engine whose runtime is installed ranks higher.
+    default_rank: int = 0
     plugin: str = ""  # filled in by the registry
 
 
@@ -154,5 +160,18 @@ class BackendRegistry(_Registry[BackendSpec]):
     def __init__(self) -> None:
         super().__init__(kind="backend")
 
+    def get(self, name: str) -> BackendSpec:
+        """The backend ``name``; ``"auto"`` is the default engine (:meth:`default_name`)."""
+        if name == AUTO_BACKEND and AUTO_BACKEND not in self._items:
+            name = self.default_name() or name
+        return super().get(name)
+
     def create(self, name: str) -> "Backend":
         return self.get(name).factory()
+
+    def default_name(self) -> str | None:
+        """The default engine: the backend with the highest ``default_rank`` > 0 (first registered wins ties)."""
+        ranked = [s for s in self if s.default_rank > 0]
+        if not ranked:
+            return None
+        return max(ranked, key=lambda s: s.default_rank).name

@@ -310,8 +310,8 @@ class MainWindow(QMainWindow):
         wanted = self.settings.default_backend
         if wanted in names:
             return wanted
-        if default_model_dir() is not None and "onnx" in names:
-            return "onnx"
+        if default_model_dir() is not None and self.manager.backends.default_name():
+            return str(self.manager.backends.default_name())  # the fastest installed engine
         for n in names:  # without a default model, prefer one that needs none
             if not self.manager.backends.get(n).needs_model:
                 return n

@@ -62,18 +62,19 @@ check_network() {
 
 HAS_MODEL=0
 [ -f "$BUNDLE/_internal/resources/models/default/model.json" ] && HAS_MODEL=1
-# Backends to run end to end.  With the default model bundled: onnx with it.  Without: onnx with
+# Backends to run end to end: "auto" is the engine the bundle ships (openvino when OpenVINO is
+# bundled, else onnx).  With the default model bundled: that engine with it.  Without: it with
 # a throw-away 1x1-convolution ONNX model (packaging/make_test_model.py; exercises ONNX Runtime in
 # the bundle, not a real segmentation) passed with --model, and the threshold plugin.
 RUNS=()
 if [ "$HAS_MODEL" = 1 ]; then
-    echo "package-test: the bundle has a default model: testing the onnx backend with it"
-    RUNS+=("--backend onnx")
+    echo "package-test: the bundle has a default model: testing the default engine (--backend auto) with it"
+    RUNS+=("--backend auto")
 else
     echo "package-test: WARNING: the bundle has NO default model (resources/models/default): testing the onnx" \
          "backend with a throw-away test model (--model) and the threshold plugin instead"
     "$PY" packaging/make_test_model.py "$WORK/test-model" --int8 2>/dev/null || fail "cannot write the test model"
-    RUNS+=("--backend onnx --model $WORK/test-model")
+    RUNS+=("--backend auto --model $WORK/test-model")
 fi
 if grep -Eq "backend +threshold" <<< "$("$BUNDLE/liverseg" plugins 2>&1 || true)"; then
     RUNS+=("--backend threshold")

@@ -7,6 +7,7 @@ per-slice latency (median and p90 of repeated batch-1 runs after warm-up) of
 * torch eager with bf16 autocast,
 * ONNX Runtime fp32,
 * ONNX Runtime int8 (static QDQ, per-channel; calibrated on the bench slices),
+* OpenVINO int8 (the same int8 file, as the openvino backend runs it; when installed),
 
 at each requested input size, and prints their ratios against torch eager
 fp32.  The same weights means: the model folder's ``model.safetensors`` when it
@@ -18,6 +19,10 @@ End to end, it segments a 512x512x200 CT volume with ``liverseg segment`` in a
 subprocess (load, preprocess, infer, post-process, write) and records its wall
 time and peak RSS; it also measures the studio's time to window shown and the
 time from "Run" to the first result on a 512x512 slice, each in a fresh process.
+The end-to-end run's report gives the time of each pipeline stage, and
+``end_to_end_vs_torch_fp32`` = torch eager fp32 per-slice latency at the model's
+input size / end-to-end seconds per slice.  ``int8_vs_torch_fp32`` is the
+default engine's (OpenVINO when installed); the CPU's avx2 / VNNI / AMX flags are printed.
 
 Needs the ``train`` extra (torch, fastai, onnx) for the torch and export rows.
 """
@@ -83,6 +88,23 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+#: CPU features that decide int8 / bf16 speed (VNNI: int8 dot products; AMX: matrix tiles).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_flags() -> dict[str, bool]:
+    """Which of :data:`CPU_FLAGS` this CPU reports (/proc/cpuinfo; all False elsewhere)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {f: f in flags for f in CPU_FLAGS}
 
 
 def _time(fn: Callable[[], Any], repeats: int, warmup: int) -> tuple[float, float, int]:
@@ -208,6 +230,11 @@ def bench_latency(
                 log(f"  {size}: timing {name} ...")
                 med, p90, n = _time(lambda: sess.run(["logits"], feed), reps, warmup=2)
                 result.rows.append(Row(name, size, med, p90, n))
+            ov = _openvino_request(int8_path, size, threads, batch=1)
+            if ov is not None:
+                log(f"  {size}: timing OpenVINO int8 ...")
+                med, p90, n = _time(lambda: ov(x[:1]), reps, warmup=2)
+                result.rows.append(Row("OpenVINO int8", size, med, p90, n))
             del model
 
         if card is not None:
@@ -218,21 +245,90 @@ def bench_latency(
                 sess = make_session(shipped, threads)
                 med, p90, n = _time(lambda: sess.run(["logits"], {"image": x[:1]}), repeats, warmup=2)
                 result.rows.append(Row("shipped model.int8.onnx", s, med, p90, n, note=card.name))
+                # the engines as `liverseg segment` runs them: batches of 4 slices, seconds per slice
+                x4 = x[:4]
+                med, p90, n = _time(lambda: sess.run(["logits"], {"image": x4}), repeats, warmup=1)
+                result.rows.append(Row("shipped int8 ONNX Runtime, per slice of a batch of 4", s, med / 4, p90 / 4, n))
+                ov1 = _openvino_request(shipped, s, threads, batch=1)
+                if ov1 is not None:
+                    med, p90, n = _time(lambda: ov1(x[:1]), repeats, warmup=2)
+                    result.rows.append(Row("shipped model.int8.onnx OpenVINO", s, med, p90, n, note=card.name))
+                ov = _openvino_request(shipped, s, threads, batch=4)
+                if ov is not None:
+                    med, p90, n = _time(lambda: ov(x4), repeats, warmup=1)
+                    result.rows.append(Row("shipped int8 OpenVINO, per slice of a batch of 4", s, med / 4, p90 / 4, n))
     return result
 
 
+def _openvino_request(path: Path, size: int, threads: int, batch: int) -> Callable[[np.ndarray], Any] | None:
+    """``run(x)`` on the CPU with OpenVINO, configured as the openvino backend is; None without OpenVINO.
+
+    ``batch`` > 1 compiles that static batch; shorter inputs are padded, as the backend does.
+    """
+    try:
+        from liverseg_openvino_backend import OpenVinoBackend
+    except ImportError:
+        return None
+    from liverseg_studio.core.modelcard import ModelCard
+
+    backend = OpenVinoBackend(batch_size=batch)
+    try:
+        backend._open(Path(path), threads, ModelCard(name="bench", input_size=size))
+    except Exception:  # noqa: BLE001 - a missing/broken OpenVINO is a missing row, not a failed bench
+        return None
+    return backend.run_batch
+
+
 # -- end to end ----------------------------------------------------------------------------
-def make_bench_volume(path: Path, shape: tuple[int, int, int] = (200, 512, 512)) -> Path:
-    """A 512x512x200 CT volume (NIfTI, 0.8 x 0.8 x 1.5 mm) resampled from the sample case."""
+def make_bench_volume(path: Path, shape: tuple[int, int, int] = (200, 512, 512), tiles: int = 1) -> Path:
+    """A 512x512x200 CT volume (NIfTI, 0.8 x 0.8 x 1.5 mm) resampled from the sample case;
+    ``tiles`` > 1 repeats it along z (``tiles=5``: the 512x512x1000 volume of the memory rows)."""
     import nibabel as nib
     from scipy import ndimage
 
     hu, _ = sample_hu_volume()
     z, y, x = shape
     vol = ndimage.zoom(hu, (z / hu.shape[0], y / hu.shape[1], x / hu.shape[2]), order=1).astype(np.int16)
+    if tiles > 1:
+        vol = np.tile(vol, (int(tiles), 1, 1))
     affine = np.diag([0.8, 0.8, 1.5, 1.0])
     nib.save(nib.Nifti1Image(vol.T, affine), str(path))
     return path
+
+
+def segment_peak_rss(volume: Path, out_dir: Path, model_dir: Path | None, threads: int) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of ``liverseg segment volume --out out_dir`` in a subprocess."""
+    cmd = [_py(), "-m", "liverseg_studio.cli", "segment", str(volume), "--out", str(out_dir)]
+    cmd += ["--threads", str(threads)] + (["--model", str(model_dir)] if model_dir is not None else [])
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak_kb = 0
+    while proc.poll() is None:  # the child's own VmHWM (see bench_end_to_end)
+        peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+        time.sleep(0.05)
+    wall = time.perf_counter() - t
+    _, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"liverseg segment failed ({proc.returncode}): {stderr.strip()[-2000:]}")
+    return wall, peak_kb / 1024.0
+
+
+def bench_memory(model_dir: Path | None, threads: int, log: LogFn = print) -> dict[str, Any]:
+    """Peak RSS of ``liverseg segment`` on 512x512x200 and 512x512x1000 NIfTI, and MB per extra slice.
+
+    The 1000-slice volume is the 200-slice bench volume repeated five times along z.
+    """
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="liverseg-bench-mem-") as tmp:
+        for n, tiles in ((200, 1), (1000, 5)):
+            vol = make_bench_volume(Path(tmp) / f"bench_512x512x{n}.nii.gz", tiles=tiles)
+            log(f"  memory: liverseg segment on a 512x512x{n} volume ...")
+            wall, peak = segment_peak_rss(vol, Path(tmp) / f"out{n}", model_dir, threads)
+            out[f"peak_rss_mb_{n}"] = peak
+            out[f"seconds_{n}"] = wall
+            vol.unlink()
+    out["rss_mb_per_slice"] = (out["peak_rss_mb_1000"] - out["peak_rss_mb_200"]) / 800.0
+    return out
 
 
 def _vm_hwm_kb(pid: int) -> int:
@@ -277,7 +373,9 @@ def bench_end_to_end(model_dir: Path | None, threads: int, log: LogFn = print) -
         out["peak_rss_mb"] = peak_kb / 1024.0
         reports = list((Path(tmp) / "out").glob("*_report.json"))
         if reports:
-            out["volume_timings"] = json.loads(reports[0].read_text()).get("timings_s", {})
+            report = json.loads(reports[0].read_text())
+            out["volume_timings"] = report.get("timings_s", {})
+            out["end_to_end_engine"] = (report.get("model") or {}).get("backend")
     return out
 
 
@@ -290,7 +388,7 @@ from liverseg_studio.segment.pipeline import segment_volume
 rng = np.random.default_rng(0)
 hu = rng.normal(40, 30, (1, 512, 512)).astype(np.float32)
 vol = Volume(hu, np.diag([0.7, 0.7, 5.0, 1.0]))
-backend = get_plugin_manager().backends.create("onnx")
+backend = get_plugin_manager().backends.create("auto")  # the studio's default engine
 model = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None
 backend.load(model, threads=int(sys.argv[2]))
 segment_volume(vol, backend)
@@ -348,15 +446,54 @@ def summary(result: BenchResult, model_input_size: int) -> dict[str, Any]:
                 data.setdefault("ratios_vs_torch_fp32", {}).setdefault(str(size), {})[r.name] = base.median_s / r.median_s
     base = result.row("torch eager fp32", model_input_size)
     int8 = result.row("ONNX Runtime int8", model_input_size)
+    ov = result.row("OpenVINO int8", model_input_size)
+    data["cpu_flags"] = cpu_flags()
+    # the default engine's int8 (OpenVINO when installed: what `liverseg segment` runs)
+    default = ov or int8
+    data["default_engine"] = "openvino" if ov else "onnx"
+    if base and default:
+        data["int8_vs_torch_fp32"] = base.median_s / default.median_s
     if base and int8:
-        data["int8_vs_torch_fp32"] = base.median_s / int8.median_s
+        data["int8_vs_torch_fp32_onnxruntime"] = base.median_s / int8.median_s
+    if base and ov:
+        data["int8_vs_torch_fp32_openvino"] = base.median_s / ov.median_s
     data.update(result.extra)
+    e2e = data.get("end_to_end_s_per_slice")
+    if base and isinstance(e2e, (int, float)) and e2e > 0:
+        data["end_to_end_vs_torch_fp32"] = base.median_s / e2e
     return data
 
 
+#: Stages of `liverseg segment` (its report's timings_s) shown by the bench, in pipeline order.
+STAGES = (
+    ("load", "load (reader)"),
+    ("backend_preprocess", "preprocess (window, equalise, resize)"),
+    ("backend_inference", "inference (engine)"),
+    ("backend_postprocess", "labels (softmax, upsample, argmax)"),
+    ("postprocess", "3D post-processing"),
+    ("volumetry", "volumetry (lesion table)"),
+)
+
+
+def format_stages(data: dict[str, Any]) -> list[str]:
+    """Per-stage seconds of the end-to-end run (from its report), total and per slice."""
+    timings = data.get("volume_timings") or {}
+    n = data.get("volume_slices") or 0
+    if not timings or not n:
+        return []
+    lines = [f"  stages ({data.get('end_to_end_engine', '?')} engine):"]
+    for key, label in STAGES:
+        if isinstance(timings.get(key), (int, float)):
+            v = float(timings[key])
+            lines.append(f"    {label:40s} {v:7.2f} s  {1000 * v / n:7.1f} ms/slice")
+    return lines
+
+
 def format_table(result: BenchResult, data: dict[str, Any]) -> str:
+    flags = data.get("cpu_flags") or cpu_flags()
     lines = [
         f"CPU: {result.cpu}   threads: {result.threads}",
+        "CPU flags: " + " ".join(f"{k}={'yes' if v else 'no'}" for k, v in flags.items() if k in ("avx2", "avx512_vnni", "amx_int8", "amx_bf16")),
         f"weights: {result.weights}",
         f"slices: {data.get('slices', '?')}",
         "",
@@ -374,10 +511,18 @@ def format_table(result: BenchResult, data: dict[str, Any]) -> str:
         return f"{v:.{digits}f} {unit}" if isinstance(v, (int, float)) else f"n/a ({data.get(key.replace('_s', '') + '_error', 'not measured')})"
 
     lines += [
-        f"int8 vs torch eager fp32 (model input size): {data.get('int8_vs_torch_fp32', float('nan')):.2f}x",
+        f"int8 vs torch eager fp32 (model input size, {data.get('default_engine', 'onnx')}): "
+        f"{data.get('int8_vs_torch_fp32', float('nan')):.2f}x"
+        f"  (ONNX Runtime {data.get('int8_vs_torch_fp32_onnxruntime', float('nan')):.2f}x, "
+        f"OpenVINO {data.get('int8_vs_torch_fp32_openvino', float('nan')):.2f}x)",
         f"512x512x200 volume end to end (liverseg segment): {fmt('volume_seconds', 's', 1)}",
         f"  per slice: {fmt('end_to_end_s_per_slice', 's')}   (the paper: about 2.1 s per image)",
+        f"  end to end vs torch eager fp32 per slice: {fmt('end_to_end_vs_torch_fp32', 'x', 2)}",
+        *format_stages(data),
         f"  peak RSS: {fmt('peak_rss_mb', 'MB', 0)}",
+        f"peak RSS of liverseg segment, 512x512x200 NIfTI: {fmt('peak_rss_mb_200', 'MB', 0)} (target <= 800 MB)",
+        f"peak RSS of liverseg segment, 512x512x1000 NIfTI: {fmt('peak_rss_mb_1000', 'MB', 0)} (target <= 1500 MB)",
+        f"  growth: {fmt('rss_mb_per_slice', 'MB per slice', 3)} (target <= 0.5)",
         f"studio window shown: {fmt('window_shown_s', 's', 2)}",
         f"Run -> first result, 512x512 slice (incl. model load): {fmt('first_result_s', 's', 2)}",
     ]
@@ -401,6 +546,7 @@ def run_bench(
         input_size = read_card(model_dir).input_size
     if end_to_end:
         result.extra.update(bench_end_to_end(model_dir, threads, log))
+        result.extra.update(bench_memory(model_dir, threads, log))
         result.extra.update(bench_studio(model_dir, threads, log))
     data = summary(result, input_size)
     data["model_input_size"] = input_size

@@ -243,3 +243,23 @@ def test_make_targets_build_and_test_the_bundle():
     assert "pyinstaller --noconfirm --clean packaging/liverseg_studio.spec" in text
     assert "--distpath dist --workpath build/pyinstaller" in text
     assert "packaging/package_test.sh" in text
+
+
+def test_openvino_cpu_plugin_and_onnx_frontend_only(spec_with_model):
+    """Issue 13: the bundle ships OpenVINO's CPU plugin and ONNX front end, no GPU/NPU plugin or other front end."""
+    pytest.importorskip("openvino")
+    a = spec_with_model.Analysis[0]
+    binaries = [(Path(src).name, dest) for src, dest in a.kwargs["binaries"]]
+    names = {n for n, _ in binaries}
+    assert any(n.startswith("libopenvino_intel_cpu_plugin") for n in names), names
+    assert any(n.startswith("libopenvino_onnx_frontend") for n in names), names
+    assert all(dest == "openvino/libs" for _, dest in binaries)  # beside libopenvino.so, where OpenVINO looks
+    for unwanted in ("gpu_plugin", "npu_plugin", "tensorflow", "pytorch_frontend", "paddle", "jax", "gguf"):
+        assert not any(unwanted in n for n in names), unwanted
+    # and the same names are filtered out of what PyInstaller's analysis would add on its own
+    drop = spec_with_model.ns["OPENVINO_DROP"]
+    assert any(d.startswith("libopenvino_intel_gpu_plugin") for d in drop)
+    hidden = set(a.kwargs["hiddenimports"])
+    assert {"openvino", "liverseg_openvino_backend"} <= hidden
+    excludes = set(a.kwargs["excludes"])
+    assert {"openvino.tools", "openvino.torch", "openvino_telemetry"} <= excludes

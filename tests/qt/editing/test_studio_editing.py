@@ -55,6 +55,30 @@ def test_brush_drag_paints_exactly_the_voxels_within_the_radius_in_mm(qtbot: Any
     np.testing.assert_array_equal(window.result.labels, ph.labels)  # the model's output is kept
 
 
+def test_the_panel_shows_the_stroke_at_once(qtbot: Any, window: Any, tmp_path: Path) -> None:
+    """Only the changed rectangle is repainted per mouse move: the pixels there show the new label."""
+    from editing_helpers import panel_point
+
+    from liverseg_studio.core.colours import LABEL_COLOURS
+
+    _ph, c, viewer = _segmented(qtbot, window, tmp_path)
+    c.set_tool("brush")
+    c.set_label(2)
+    c.set_radius(2.0)
+    _, p = panel_point(viewer, 6, 20)
+
+    def colour() -> tuple[int, int, int]:
+        QTest.qWait(50)
+        col = viewer.overlay_panel.graphics.grab().toImage().pixelColor(p)
+        return col.red(), col.green(), col.blue()
+
+    before = colour()
+    drag(viewer, [(6, 12), (6, 20), (6, 28)])
+    after = colour()
+    tumour = np.array(LABEL_COLOURS[2], float)
+    assert np.linalg.norm(np.array(after) - tumour) < np.linalg.norm(np.array(before) - tumour) - 40
+
+
 def test_eraser_removes_liver_and_the_tumour_in_it(qtbot: Any, window: Any, tmp_path: Path) -> None:
     ph, c, viewer = _segmented(qtbot, window, tmp_path)
     z = viewer.slice_index

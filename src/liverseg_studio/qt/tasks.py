@@ -78,12 +78,24 @@ def load_case(
     progress: Callable[[int, int], None] | None = None,
     is_cancelled: Callable[[], bool] | None = None,
 ) -> "Volume":
-    """Read ``path`` with the registered loaders (every failure is a ``LoaderError``)."""
+    """Read ``path`` with the registered loaders (every failure is a ``LoaderError``).
+
+    The studio shows every slice, so a lazy volume is read into memory here, as
+    int16 when that is exact (half of float32; ``Volume.in_memory``), and its
+    files (a decompressed temporary copy) are released.
+    """
     if progress is not None:
         progress(0, 1)
     volume = manager.loaders.load(path, options)
     if is_cancelled is not None and is_cancelled():
+        volume.close()
         raise CancelledError("loading cancelled")
+    if volume.is_lazy:
+        try:
+            volume_in_memory = volume.in_memory()
+        finally:
+            volume.close()
+        volume = volume_in_memory
     if progress is not None:
         progress(1, 1)
     return volume

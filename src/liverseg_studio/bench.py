@@ -94,6 +94,10 @@ def cpu_model() -> str:
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
+#: The flags the table prints (all of CPU_FLAGS go to the JSON).
+SHOWN_FLAGS = ("avx2", "avx512_vnni", "amx_int8", "amx_bf16")
+
+
 def cpu_flags() -> dict[str, bool]:
     """Which of :data:`CPU_FLAGS` this CPU reports (/proc/cpuinfo; all False elsewhere)."""
     flags: set[str] = set()
@@ -493,7 +497,7 @@ def format_table(result: BenchResult, data: dict[str, Any]) -> str:
     flags = data.get("cpu_flags") or cpu_flags()
     lines = [
         f"CPU: {result.cpu}   threads: {result.threads}",
-        "CPU flags: " + " ".join(f"{k}={'yes' if v else 'no'}" for k, v in flags.items() if k in ("avx2", "avx512_vnni", "amx_int8", "amx_bf16")),
+        "CPU flags: " + " ".join(f"{k}={'yes' if flags.get(k) else 'no'}" for k in SHOWN_FLAGS),
         f"weights: {result.weights}",
         f"slices: {data.get('slices', '?')}",
         "",

@@ -157,9 +157,8 @@ def test_channels_first_is_the_same_image():
     assert b.shape == (2, 3, 20, 24) and b.flags.c_contiguous
     np.testing.assert_array_equal(np.moveaxis(a, -1, 1), b)
     rgb = Volume(array=windowed_rgb(hu), intensity=Intensity.WINDOWED_RGB)
-    np.testing.assert_array_equal(
-        np.moveaxis(model_input(rgb, None, as_float=True), -1, 1), model_input(rgb, None, as_float=True, channels_first=True)
-    )
+    expected = np.moveaxis(model_input(rgb, None, as_float=True), -1, 1)
+    np.testing.assert_array_equal(expected, model_input(rgb, None, as_float=True, channels_first=True))
 
 
 def test_equalisation_counting_path_handles_negative_and_wide_integer_slices():

@@ -274,7 +274,8 @@ def _centroid(m: np.ndarray, n: int) -> tuple[float, float, float]:
     pz = np.count_nonzero(m, axis=(1, 2)) if m.shape[0] > 1 else np.array([n])
     py = m.sum(axis=(0, 2), dtype=np.int64)
     px = m.sum(axis=(0, 1), dtype=np.int64)
-    return tuple(float(np.dot(p, np.arange(p.size, dtype=np.float64)) / n) for p in (pz, py, px))  # type: ignore[return-value]
+    cz, cy, cx = (float(np.dot(p, np.arange(p.size, dtype=np.float64)) / n) for p in (pz, py, px))
+    return cz, cy, cx
 
 
 def _lesions(

@@ -54,7 +54,8 @@ class OpenVinoBackend(OnnxBackend):
         try:
             import openvino as ov
         except ImportError as exc:
-            raise BackendError(f"the openvino backend needs the openvino package (pip install openvino): {exc}") from exc
+            msg = f"the openvino backend needs the openvino package (pip install openvino): {exc}"
+            raise BackendError(msg) from exc
         try:
             core = ov.Core()
             model = core.read_model(str(path))
@@ -92,7 +93,8 @@ class OpenVinoBackend(OnnxBackend):
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         if n > self._static_batch:
-            return np.concatenate([self.run_batch(x[i : i + self._static_batch]) for i in range(0, n, self._static_batch)])
+            step = self._static_batch
+            return np.concatenate([self.run_batch(x[i : i + step]) for i in range(0, n, step)])
         if n < self._static_batch:
             pad = np.zeros((self._static_batch - n, *x.shape[1:]), dtype=np.float32)
             x = np.concatenate([x, pad])

@@ -6,7 +6,7 @@
 #   -> export (ONNX fp32 + int8) -> evaluate (scripts/evaluate_default_model.sh).
 # Never uses LiTS case 117 (the held-out tumour test); never trains on the test people below.
 #
-#   scripts/train_default_model.sh                  # the recipe of the shipped model (CPU: ~1 h on 2 cores)
+#   scripts/train_default_model.sh                  # the recipe of the shipped model (CPU: ~1.5 h on 2 cores)
 #   EPOCHS=8 DEVICE=cuda BS=32 CROP= scripts/train_default_model.sh
 #   PAUSE_FILE=/tmp/liverseg-bench.lock ...         # training waits while that file exists
 #
@@ -20,10 +20,10 @@ LIVERSEG=${LIVERSEG:-".venv/bin/liverseg"}
 PY=${PY:-".venv/bin/python"}
 SRC=${SRC:-../shared/data}
 DATA=${DATA:-runs/prep12}
-MODEL=${MODEL:-runs/ft12}
+MODEL=${MODEL:-runs/ft12b}
 INIT=${INIT:-resources/models/default}
 SIZE=${SIZE:-256}
-EPOCHS=${EPOCHS:-4}
+EPOCHS=${EPOCHS:-3}
 BS=${BS:-8}
 CROP=${CROP-160}
 LR=${LR:-2e-4}
@@ -40,10 +40,16 @@ ASSIGN=(
 )
 $LIVERSEG prepare "$SRC" --out "$DATA" --size "$SIZE" --split 80,10,10 --seed 0 "${ASSIGN[@]}"
 
-$LIVERSEG train "$DATA" --out "$MODEL" --epochs "$EPOCHS" --size "$SIZE" --bs "$BS" --device "$DEVICE" \
-  --init-from "$INIT" --liver-prior --repeat-real-labels 3 --freeze-bn ${CROP:+--crop "$CROP"} --select last \
-  --lr "$LR" --tumour-hu 12,55 --tumour-radius 2,20 --pause-file "$PAUSE_FILE" \
-  --name liverseg-resnet34-unet --model-version 2026.12.1 --overwrite
+COMMON=(--size "$SIZE" --bs "$BS" --device "$DEVICE" --liver-prior --repeat-real-labels 3 --freeze-bn
+        ${CROP:+--crop "$CROP"} --select last --lr "$LR" --tumour-hu 12,55 --tumour-radius 2,20
+        --pause-file "$PAUSE_FILE" --name liverseg-resnet34-unet --model-version 2026.12.1 --overwrite)
+# Stage 1: from the shipped model; the liver prior and the real labels undo "every liver is tumour".
+# (Measured after 2 of 4 epochs on the validation people: tumour share on tumour-free livers 0.3 %,
+# but real tumours mostly missed, recall 2 %: stage 2 weights tumour pixels up.)
+$LIVERSEG train "$DATA" --out "$MODEL-stage1" --epochs 4 --stop-after 2 --init-from "$INIT" "${COMMON[@]}"
+# Stage 2: tumour pixels x3 in the loss, synthetic tumours on 70 % of the HU-known slices.
+$LIVERSEG train "$DATA" --out "$MODEL" --epochs "$EPOCHS" --init-from "$MODEL-stage1" --synthetic-tumours 0.7 \
+  --tumour-weight 3 "${COMMON[@]}"
 
 $PY -m liverseg_studio.training.calibrate "$MODEL" "$DATA" --split valid --max-share 0.05
 $LIVERSEG export "$MODEL" --int8 --calib "$DATA" --overwrite

@@ -87,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="synthetic tumours are LO..HI HU darker than the liver (default 20,80)")
     p.add_argument("--tumour-radius", type=_pair, default=None, metavar="LO,HI",
                    help="synthetic tumour radii in pixels of a 256-pixel slice (default 3,28)")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="end after N epochs of the --epochs long one-cycle schedule")
     p.add_argument("--tumour-weight", type=float, default=1.0, metavar="W",
                    help="weight of tumour pixels in the loss (tumours are rare pixels; default 1)")
     p.add_argument("--pause-file", type=Path, default=None, metavar="PATH",
@@ -136,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         select=args.select,
         pause_file=args.pause_file,
         tumour_weight=args.tumour_weight,
+        stop_after=args.stop_after,
     )
     res = train(args.data_dir, args.out, cfg)
     v = res.validation["dice_liver"]

@@ -204,6 +204,21 @@ class PauseWhileFile(Callback):
         sys.stderr.write(f"train: resumed after {time.monotonic() - t0:.0f}s\n")
 
 
+class StopAfterEpochs(Callback):
+    """Ends ``fit`` after ``n`` epochs of a longer schedule (a one-cycle schedule cut short, as recorded)."""
+
+    order = 80  # after the checkpoint (70) of the last epoch
+
+    def __init__(self, n: int) -> None:
+        self.n = int(n)
+
+    def after_epoch(self) -> None:
+        if self.epoch + 1 >= self.n:
+            from fastai.callback.core import CancelFitException
+
+            raise CancelFitException()
+
+
 class BestModelSaver(SaveModelCallback):
     """SaveModelCallback that ignores the epochs skipped when resuming (``fit(start_epoch=)``).
 

@@ -73,6 +73,8 @@ class TrainConfig:
     freeze_bn: bool = False
     #: random square crops of this side (pixels) from each augmented training sample; None = the whole slice
     crop: int | None = None
+    #: end after this many epochs of the ``epochs``-long one-cycle schedule (None: run it all)
+    stop_after: int | None = None
     #: weight of tumour-target pixels in the loss (1 = plain cross-entropy)
     tumour_weight: float = 1.0
     #: "dice_liver": best epoch by validation liver Dice; "last": the last epoch
@@ -515,6 +517,7 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
         FreezeBatchNorm,
         PauseWhileFile,
         ProgressLine,
+        StopAfterEpochs,
     )
 
     # learning rate
@@ -562,6 +565,8 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
         cbs.append(FreezeBatchNorm())
     if cfg.pause_file is not None:
         cbs.append(PauseWhileFile(Path(cfg.pause_file)))
+    if cfg.stop_after is not None:
+        cbs.append(StopAfterEpochs(cfg.stop_after))
     lr_max: Any = slice(lr / 10, lr) if pretrained else lr
     t0 = time.monotonic()
     if start_epoch < cfg.epochs:
@@ -637,6 +642,7 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Callable[[str], None
             "repeat_real_labels": cfg.repeat_real_labels,
             "freeze_bn": cfg.freeze_bn,
             "crop": cfg.crop,
+            "stopped_after_epochs": cfg.stop_after,
             "bf16": use_bf16,
             "device": _device_name(device),
             "training_seconds": round(seconds, 1),

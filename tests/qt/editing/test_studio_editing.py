@@ -74,6 +74,8 @@ def test_the_panel_shows_the_stroke_at_once(qtbot: Any, window: Any, tmp_path: P
 
     before = colour()
     drag(viewer, [(6, 12), (6, 20), (6, 28)])
+    # the normal update path repaints (pyqtgraph re-renders the overlay), before any grab
+    qtbot.waitUntil(lambda: not viewer.label_item._renderRequired, timeout=5000)
     after = colour()
     tumour = np.array(LABEL_COLOURS[2], float)
     assert np.linalg.norm(np.array(after) - tumour) < np.linalg.norm(np.array(before) - tumour) - 40

@@ -55,8 +55,11 @@ def test_sorted_by_any_column(window, cohort):
     table.close()
 
 
-def test_double_click_opens_the_study_with_its_mask(window, cohort, qtbot):
+def test_double_click_opens_the_study_with_its_mask(window, cohort, qtbot, errors, monkeypatch):
     from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda parent, title, text, *a, **k: errors.append((title, text))))
 
     csv_path, masks = cohort
     table = open_cohort_table(window, str(csv_path))
@@ -64,14 +67,14 @@ def test_double_click_opens_the_study_with_its_mask(window, cohort, qtbot):
     qtbot.waitExposed(table)
     rect = table.view.visualRect(table.proxy.index(0, 0))
     assert rect.isValid()
-    with qtbot.waitSignal(window.case_loaded, timeout=60000) as blocker:
-        with qtbot.waitSignal(table.study_requested, timeout=5000) as request:
-            # a double-click as the view receives it: press/release, then the double-click event
-            qtbot.mouseClick(table.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-            qtbot.mouseDClick(table.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    with qtbot.waitSignal(table.study_requested, timeout=5000) as request:
+        # a double-click as the view receives it: press/release, then the double-click event
+        qtbot.mouseClick(table.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        qtbot.mouseDClick(table.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: errors or window.studio is not None and window.volume is not None, timeout=60000)
+    assert not errors, errors
     assert request.args == [str(csv_path.parent.parent / "case1.nii.gz"), str(csv_path.parent / "case1_mask.nii.gz")]
-    volume = blocker.args[0]
-    assert volume.shape == masks["case1"].shape
+    assert window.volume.shape == masks["case1"].shape
     qtbot.waitUntil(lambda: window.studio.viewer.labels is not None, timeout=5000)
     assert np.array_equal(window.studio.viewer.labels, masks["case1"])
     table.close()

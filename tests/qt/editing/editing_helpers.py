@@ -33,6 +33,7 @@ def panel_point(viewer: Any, y: float, x: float, panel: str = "overlay") -> tupl
 def drag(viewer: Any, points_yx: Sequence[tuple[float, float]], panel: str = "overlay") -> None:
     """Press at the first voxel, move the mouse through the others (as a hand would, under
     100 moves a second), release at the last."""
+    QTest.qWait(50)  # let a pending fit of the views (a 0 ms timer after a layout change) run first
     vp, p0 = panel_point(viewer, *points_yx[0], panel=panel)
     QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p0)
     for y, x in points_yx[1:]:
@@ -44,6 +45,7 @@ def drag(viewer: Any, points_yx: Sequence[tuple[float, float]], panel: str = "ov
 
 
 def click(viewer: Any, y: float, x: float, panel: str = "overlay") -> None:
+    QTest.qWait(50)  # as in drag: the views' range settles before the point is mapped
     vp, p = panel_point(viewer, y, x, panel=panel)
     QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
 

@@ -3,7 +3,7 @@
 int8 kernels differ between CPUs (AVX2 vs AVX-512 VNNI / AMX) and between engines; a test that
 re-measures the card on another CPU must allow for that, and only for that.  This script segments
 LiTS case 117 and 3D-IRCADb 1.07 with every engine available here (ONNX Runtime int8 and fp32,
-OpenVINO int8, PyTorch fp32) and prints JSON: per engine the Dice/share figures, their spread, and
+OpenVINO int8; PyTorch fp32 with --torch) and prints JSON: per engine the Dice/share figures, their spread, and
 the tolerance = max(0.01, 1.5 x spread) that scripts write into the card.
 
     python scripts/engine_spread.py MODEL_DIR [--ircad ../shared/data/volumes/ircad-1.07]
@@ -35,6 +35,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir", type=Path)
     ap.add_argument("--ircad", type=Path, default=Path("../shared/data/volumes/ircad-1.07"))
+    ap.add_argument("--torch", action="store_true", help="also PyTorch fp32 (the fastai backend; slow on a CPU)")
     a = ap.parse_args()
     pm = PluginManager().load_entrypoints()
     case = sample_case()
@@ -49,7 +50,7 @@ def main() -> int:
         if (a.model_dir / name).is_file():
             shutil.copy2(a.model_dir / name, fp32 / name)
     engines = [("onnxruntime-int8", "onnx", a.model_dir), ("openvino-int8", "openvino", a.model_dir),
-               ("onnxruntime-fp32", "onnx", fp32), ("torch-fp32", "fastai", a.model_dir)]
+               ("onnxruntime-fp32", "onnx", fp32)] + ([("torch-fp32", "fastai", a.model_dir)] if a.torch else [])
     out: dict = {"engines": {}}
     for label, backend_name, folder in engines:
         try:

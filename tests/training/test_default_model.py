@@ -1,7 +1,10 @@
 """The shipped default model: integrity, and its card's numbers reproduced.
 
-The card's LiTS case 117 numbers were measured with ``liverseg evaluate``; this
-test re-measures them through the same backend API and must agree within 0.01.
+The card's LiTS case 117 and 3D-IRCADb 1.07 numbers were measured with
+``liverseg evaluate``; these tests re-measure them through the same backend API.
+They must agree within the card's tolerance, which is derived from the spread
+measured between inference engines (int8 kernels differ between AVX2 and
+VNNI/AMX CPUs), never below 0.01.
 """
 
 from __future__ import annotations
@@ -56,26 +59,71 @@ def test_default_model_refuses_a_tampered_copy(tmp_path):
         backend.load(copy, threads=2)
 
 
+def _tolerance(entry: dict) -> float:
+    """The card's tolerance for re-measured Dice: derived from the spread measured between engines
+    (ONNX Runtime int8 / fp32, OpenVINO int8, torch fp32), never below 0.01."""
+    return max(0.01, float(entry.get("tolerance", 0.01)))
+
+
+def _segment(pm, image, labels):
+    from liverseg_studio.segment.pipeline import segment_volume
+
+    volume = pm.loaders.load(image)
+    truth = np.asarray(pm.loaders.load(labels).array).astype(np.uint8)
+    backend = pm.backends.create("onnx")
+    backend.load(DEFAULT, threads=2)
+    return np.asarray(segment_volume(volume, backend).labels), truth
+
+
+def test_card_tolerance_comes_from_a_measured_engine_spread():
+    card = read_card(DEFAULT)
+    entry = card.metrics["lits_case_117"]
+    spread = entry.get("engine_spread")
+    if spread is None:
+        pytest.skip("this card predates engine-spread tolerances")
+    dices = [float(v["tumour_dice"]) for v in spread["engines"].values()]
+    assert len(dices) >= 2
+    assert _tolerance(entry) >= max(dices) - min(dices)
+
+
 @pytest.mark.slow
 def test_case_117_numbers_reproduce_the_card():
     from liverseg_studio.core.metrics import dice
     from liverseg_studio.plugins.manager import PluginManager
     from liverseg_studio.sample import sample_case
-    from liverseg_studio.segment.pipeline import segment_volume
 
     case = sample_case()
     if case is None or case.labels is None:
         pytest.skip("sample case (liver-ct-segmentation-package) not installed")
     card = read_card(DEFAULT)
     expected = card.metrics["lits_case_117"]
-    pm = PluginManager().load_entrypoints()
-    volume = pm.loaders.load(case.image)
-    truth = np.asarray(pm.loaders.load(case.labels).array).astype(np.uint8)
-    backend = pm.backends.create("onnx")
-    backend.load(DEFAULT, threads=2)
-    result = segment_volume(volume, backend)
-    liver = dice(result.labels >= 1, truth >= 1)
-    tumour = dice(result.labels == 2, truth == 2)
-    print(f"case 117: liver Dice {liver:.4f} (card {expected['liver_dice']}), tumour {tumour:.4f} (card {expected['tumour_dice']})")
-    assert liver == pytest.approx(expected["liver_dice"], abs=0.01)
-    assert tumour == pytest.approx(expected["tumour_dice"], abs=0.01)
+    pred, truth = _segment(PluginManager().load_entrypoints(), case.image, case.labels)
+    liver = dice(pred >= 1, truth >= 1)
+    tumour = dice(pred == 2, truth == 2)
+    tol = _tolerance(expected)
+    print(f"case 117: liver Dice {liver:.4f} (card {expected['liver_dice']}), tumour {tumour:.4f} "
+          f"(card {expected['tumour_dice']}), tolerance {tol}")
+    assert liver == pytest.approx(expected["liver_dice"], abs=tol)
+    assert tumour == pytest.approx(expected["tumour_dice"], abs=tol)
+
+
+IRCAD_107 = REPO.parent / "shared" / "data" / "volumes" / "ircad-1.07"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (IRCAD_107 / "ct.nii.gz").is_file(), reason="../shared/data/volumes/ircad-1.07 not present")
+def test_tumour_free_liver_share_reproduces_the_card():
+    from liverseg_studio.core.metrics import dice
+    from liverseg_studio.plugins.manager import PluginManager
+
+    card = read_card(DEFAULT)
+    expected = card.metrics.get("ircad_1_07")
+    if expected is None:
+        pytest.skip("this card has no 3D-IRCADb 1.07 figures")
+    pred, truth = _segment(PluginManager().load_entrypoints(), IRCAD_107 / "ct.nii.gz", IRCAD_107 / "labels.nii.gz")
+    assert not (truth == 2).any()  # the fixture: a tumour-free liver
+    share = float((pred == 2).sum() / max((pred >= 1).sum(), 1))
+    liver = dice(pred >= 1, truth >= 1)
+    print(f"ircad-1.07: tumour share {share:.4f} (card {expected['tumour_share']}), liver Dice {liver:.4f}")
+    assert share == pytest.approx(expected["tumour_share"], abs=_tolerance(expected))
+    assert liver == pytest.approx(expected["liver_dice"], abs=_tolerance(expected))

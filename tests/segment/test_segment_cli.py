@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 
 import nibabel as nib
@@ -204,7 +205,10 @@ def test_sigterm_becomes_keyboard_interrupt():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         with _sigterm_as_interrupt():
-            os.kill(os.getpid(), signal.SIGTERM)
+            # to the main thread, where Python runs handlers: a process-directed os.kill may land on a
+            # native thread of an engine or a Dask client left by earlier tests (the full suite once
+            # crashed there with SIGSEGV)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
             signal.sigtimedwait([], 0) if hasattr(signal, "sigtimedwait") else None
             for _ in range(1000):  # the handler runs between bytecodes
                 pass

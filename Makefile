@@ -42,8 +42,11 @@ system-deps:
 run: setup system-deps
 	$(VENV)/bin/liverseg-studio
 
+# tests/cohort runs in a process of its own: the Dask client/cluster threads it starts stayed alive in the
+# pytest process, and two full runs then died with SIGSEGV in later tests (segment CLI SIGTERM, studio window).
 test: setup
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest --ignore=tests/cohort
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/cohort
 
 # Longer loader fuzzing (issue 8): FUZZ_CASES cases per loader (make test runs 2000);
 # FUZZ_SEED=text explores other inputs than the seeded CI run.

@@ -95,7 +95,7 @@ bench: setup
 
 # Cohort throughput (a benchmark, not a test): studies/min with 1 and 2 local Dask workers, scaling ratio
 bench-cohort: setup
-	$(PY) -m liverseg_studio.cohort.bench --json runs/bench_cohort.json
+	$(PY) -m liverseg_studio.cohort.bench --studies 6 --slices 48 --json runs/bench_cohort.json
 
 clean:
 	rm -rf $(VENV) build dist

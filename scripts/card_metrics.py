@@ -41,7 +41,8 @@ def main(model_dir: Path, eval_dir: Path, spread_path: Path | None) -> int:
             continue
         entry = {"what": what, "how": how, **{k: v[k] for k in ("liver_dice", "liver_hd95", "tumour_dice",
                                                                "tumour_precision", "tumour_recall", "tumour_share",
-                                                               "true_tumour_share")}}
+                                                               "true_tumour_share")},
+                 **{k: v.get(k) for k in ("tumour_outside_true_liver", "tumour_share_of_true_liver")}}
         if key in spread:
             entry["engine_spread"] = {"engines": {e: r[key] for e, r in spread["engines"].items() if key in r},
                                       "spread": spread[key]["spread"]}
@@ -58,6 +59,7 @@ def main(model_dir: Path, eval_dir: Path, spread_path: Path | None) -> int:
             "liver_dice_per_slice": x["liver_dice_per_slice"],
             "tumour_people": x["tumour_people"],
             "chaos_tumour_share": x["chaos_tumour_share"], "chaos_slices": x["chaos_slices"],
+            "chaos_tumour_share_of_true_liver": x.get("chaos_tumour_share_of_true_liver"),
             "tumour_free_real_label_slices_tumour_share": x["tumour_free_slices_tumour_share"],
             "tumour_free_real_label_slices": x["tumour_free_slices"],
             "liver_free_fp": x.get("liver_free_fp"),

@@ -108,3 +108,23 @@ def test_cli_volume_with_labels_and_prepared_split(tmp_path: Path) -> None:
     assert rep2["cases"] and all(r["unit"] == "pixels" and r["slices"] == 1 for r in rep2["cases"])
     assert len(rep2["patients"]) == 1
     assert main(["evaluate", "--backend", "threshold", str(tmp_path / "prep"), "--split", "valid", "--out", str(tmp_path / "r3")]) == 2
+
+
+def test_tumour_inside_and_outside_the_true_liver_are_reported_apart(tmp_path: Path) -> None:
+    # a tumour-free liver: one false tumour inside the liver (8 px), one in a neighbouring organ (12 px)
+    truth = np.zeros((1, 32, 32), np.uint8)
+    truth[0, 4:14, 4:14] = 1  # 100 px of liver
+    pred = truth.copy()
+    pred[0, 5:7, 5:9] = 2  # 8 px of liver called tumour
+    pred[0, 20:23, 20:24] = 2  # 12 px outside the liver called tumour
+    vol = Volume(np.zeros((1, 32, 32), np.float32), source="free", spacing_known=False)
+    case = Case(id="free", volume=vol, truth=truth, patient="p0")
+    report = evaluate_cases([case], FixedBackend({"free": pred}), tmp_path / "r", postprocess=False, log=lambda s: None)
+    row = report["cases"][0]
+    assert row["tumour_share"] == pytest.approx(20 / 112)
+    assert row["tumour_outside_true_liver"] == pytest.approx(12 / 20)
+    assert row["tumour_share_of_true_liver"] == pytest.approx(8 / 100)
+    with open(tmp_path / "r" / "metrics.csv", newline="") as f:
+        csv_row = next(csv.DictReader(f))
+    assert float(csv_row["tumour_outside_true_liver"]) == pytest.approx(0.6)
+    assert report["summary"]["tumour_share_of_true_liver"]["mean"] == pytest.approx(0.08)

@@ -195,6 +195,13 @@ def case_metrics(pred: np.ndarray, case: Case) -> dict[str, Any]:
     # the share of the predicted liver (liver + tumour) called tumour: ~0 on a tumour-free liver
     row["tumour_share"] = None if n_liver == 0 else int(np.count_nonzero(p == 2)) / n_liver
     row["true_tumour_share"] = None if case.partial or not (t >= 1).any() else float((t == 2).sum() / (t >= 1).sum())
+    # where the predicted tumour lies: inside the true liver (liver tissue called tumour) or outside it
+    # (a neighbouring organ taken into the liver and called tumour); both are known on partial truth too
+    n_tumour = int(np.count_nonzero(p == 2))
+    n_true_liver = int(np.count_nonzero(t >= 1))
+    in_true_liver = int(np.count_nonzero((p == 2) & (t >= 1)))
+    row["tumour_outside_true_liver"] = None if n_tumour == 0 else (n_tumour - in_true_liver) / n_tumour
+    row["tumour_share_of_true_liver"] = None if n_true_liver == 0 else in_true_liver / n_true_liver
     liver = binary_metrics(p >= 1, t >= 1, spacing)
     for k, v in liver.items():
         row[f"liver_{k}"] = v
@@ -260,7 +267,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             vals = [r.get(f"{organ}_{k}") for r in rows]
             n = sum(1 for v in vals if v is not None)
             out[f"{organ}_{k}"] = {"mean": mean_defined(vals), "median": median_defined(vals), "n": n}
-    for k in ("tumour_share", "true_tumour_share"):
+    for k in ("tumour_share", "true_tumour_share", "tumour_outside_true_liver", "tumour_share_of_true_liver"):
         vals = [r.get(k) for r in rows]
         out[k] = {"mean": mean_defined(vals), "median": median_defined(vals), "n": sum(v is not None for v in vals)}
     t = [r["seconds_per_slice"] for r in rows]
@@ -357,6 +364,11 @@ def evaluate_cases(
             "distance_unit": "mm when the input's spacing is known, else pixels (see each case's unit): " + ", ".join(units),
             "per_slice_2d": "prepared-set slices are 2D cases (pixel distances); patients aggregate them",
             "seconds_per_slice": "backend inference time of the case / its slices (post-processing excluded)",
+            "tumour_share": "predicted tumour / predicted liver (label >= 1)",
+            "tumour_outside_true_liver": "share of the predicted tumour lying outside the true liver (another "
+            "organ called liver-or-tumour)",
+            "tumour_share_of_true_liver": "true liver (label >= 1) predicted as tumour / true liver: on a "
+            "tumour-free liver, the liver tissue called tumour",
             "liver_free_fp": "on slices whose truth has no liver: pixels predicted as liver (per slice; "
             "summary pooled over all such slices); fp_px_per_slice: predicted liver outside the true liver, "
             "mean over all slices",
@@ -368,7 +380,7 @@ def evaluate_cases(
     }
     atomic_write_text(out / "metrics.json", json.dumps(report, indent=1) + "\n", overwrite=True)
     cols = ["case", "patient", "set", "partial", "slices", "unit", "seconds_per_slice", "tumour_share",
-            "true_tumour_share"] + [
+            "true_tumour_share", "tumour_outside_true_liver", "tumour_share_of_true_liver"] + [
         f"{o}_{k}" for o in ("liver", "tumour") for k in METRIC_KEYS
     ] + ["liver_free_slices", "liver_free_slices_with_fp", "liver_free_fp_px_mean", "liver_free_fp_px_max",
          "fp_px_per_slice"]

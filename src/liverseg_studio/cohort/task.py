@@ -6,7 +6,7 @@ and loads the backend and model there once (``commands.common.load_backend``,
 as ``liverseg segment`` does).  Tasks find the loaded backend through
 ``get_worker().plugins[name]``; the model never travels with a task.
 
-:func:`run_study` is one task: load -> ``segment_volume`` -> ``export_result``
+:func:`run_study` is one task: load -> ``segment_volume`` -> ``export_outputs``
 with ``liverseg segment``'s functions and rules (planned outputs checked first,
 loader warnings and skipped formats noted in the report, a DICOM SEG that
 highdicom cannot make is optional unless ``--export`` asked for it).  It
@@ -228,9 +228,7 @@ def _segment_loaded(study: Study, settings: TaskSettings, plugin: ModelPlugin, v
     from liverseg_studio.core.errors import LiversegError
     from liverseg_studio.core.io import check_can_write
     from liverseg_studio.segment.exporters import (
-        ExportError,
-        export_result,
-        normalise_formats,
+        export_outputs,
         planned_outputs,
         skipped_formats,
     )
@@ -258,26 +256,19 @@ def _segment_loaded(study: Study, settings: TaskSettings, plugin: ModelPlugin, v
         min_component_mm3=settings.min_component_mm3,
         is_cancelled=stop.is_set if stop is not None else None,
     )
-    not_written: dict[str, str] = {}
-    warnings: list[str] = []
-    failed_exports: dict[str, str] = {}
-    try:
-        written = export_result(
-            result,
-            out_dir,
-            study.name,
-            settings.formats,
-            overwrite=overwrite,
-            input_path=path,
-            load_seconds=load_s,
-            notes=notes,
-            # a DICOM SEG that cannot be made fails the study only when asked for (as segment)
-            optional=() if settings.explicit_formats else normalise_formats(["dicom-seg"]),
-            skipped=not_written,
-            warnings=warnings,
-        )
-    except ExportError as exc:  # the other formats were written
-        written, failed_exports = exc.written, exc.failures
+    # a DICOM SEG that cannot be made fails the study only when asked for (as segment)
+    outcome = export_outputs(
+        result,
+        out_dir,
+        study.name,
+        settings.formats,
+        explicit_formats=settings.explicit_formats,
+        overwrite=overwrite,
+        input_path=path,
+        load_seconds=load_s,
+        notes=notes,
+    )
+    written, failed_exports, not_written, warnings = outcome.written, outcome.failed, outcome.skipped, outcome.warnings
     st = result.stats
     mask = written.get("mask_nifti") or written.get("mask_png")
     row = base_row(study)

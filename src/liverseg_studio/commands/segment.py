@@ -210,8 +210,7 @@ def run(args: argparse.Namespace) -> int:
     from liverseg_studio.plugins.manager import get_plugin_manager
     from liverseg_studio.segment.exporters import (
         DEFAULT_FORMATS,
-        ExportError,
-        export_result,
+        export_outputs,
         planned_outputs,
         skipped_formats,
         unique_names,
@@ -280,31 +279,24 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     bar.close()
                 t1 = time.perf_counter()
-                not_written: dict[str, str] = {}
-                warnings: list[str] = []
-                failed_exports: dict[str, str] = {}
-                try:
-                    written = export_result(
-                        result,
-                        out_dir,
-                        name,
-                        formats,
-                        overwrite=args.overwrite,
-                        input_path=path,
-                        load_seconds=load_s,
-                        notes=notes,
-                        # a DICOM SEG that cannot be made fails the input only when asked for
-                        optional=() if explicit_formats else ("seg",),
-                        skipped=not_written,
-                        warnings=warnings,
-                    )
-                except ExportError as exc:  # the other formats were written
-                    written, failed_exports = exc.written, exc.failures
-                for warning in warnings:
+                # a DICOM SEG that cannot be made fails the input only when asked for
+                outcome = export_outputs(
+                    result,
+                    out_dir,
+                    name,
+                    formats,
+                    explicit_formats=explicit_formats,
+                    overwrite=args.overwrite,
+                    input_path=path,
+                    load_seconds=load_s,
+                    notes=notes,
+                )
+                written = outcome.written
+                for warning in outcome.warnings:
                     print(f"{prefix}: warning: {warning}", file=err)
-                for fmt, why in not_written.items():
+                for fmt, why in outcome.skipped.items():
                     print(f"{prefix}: warning: {fmt} not written: {why}", file=err)
-                for fmt, why in failed_exports.items():
+                for fmt, why in outcome.failed.items():
                     line = f"{path}: {fmt} not written: {why}"
                     print(f"liverseg segment: error: {line}", file=err)
                     export_failures.append(line)

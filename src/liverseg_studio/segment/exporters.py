@@ -38,6 +38,7 @@ import contextlib
 import datetime as _dt
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -741,6 +742,60 @@ def export_result(
     if hard:
         raise ExportError(hard, written)
     return written
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    """What :func:`export_outputs` did for one input."""
+
+    #: file key -> path of every file written
+    written: dict[str, Path]
+    #: format -> reason (one line) for the requested formats that failed
+    failed: dict[str, str] = field(default_factory=dict)
+    #: format -> reason for the optional formats left out (a DICOM SEG that cannot be made)
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: sentences the user should see (e.g. what was mended in DICOM source headers)
+    warnings: list[str] = field(default_factory=list)
+
+
+def export_outputs(
+    result: SegmentationResult,
+    out_dir: str | Path,
+    name: str,
+    formats: Iterable[str] = DEFAULT_FORMATS,
+    *,
+    explicit_formats: bool = False,
+    overwrite: bool = False,
+    input_path: str | Path | None = None,
+    load_seconds: float | None = None,
+    notes: Sequence[str] = (),
+) -> ExportOutcome:
+    """:func:`export_result` as ``liverseg segment`` and ``liverseg cohort`` run it.
+
+    Every format is attempted; a DICOM SEG that cannot be made is only skipped (with its reason)
+    unless the formats were asked for explicitly (``explicit_formats``); failures are returned,
+    not raised (the other files are in place).  Errors before anything is written (an existing
+    output without ``overwrite``) still raise.
+    """
+    skipped: dict[str, str] = {}
+    warnings: list[str] = []
+    try:
+        written = export_result(
+            result,
+            out_dir,
+            name,
+            formats,
+            overwrite=overwrite,
+            input_path=input_path,
+            load_seconds=load_seconds,
+            notes=notes,
+            optional=() if explicit_formats else ("seg",),
+            skipped=skipped,
+            warnings=warnings,
+        )
+    except ExportError as exc:  # the other formats were written
+        return ExportOutcome(exc.written, exc.failures, skipped, warnings)
+    return ExportOutcome(written, {}, skipped, warnings)
 
 
 def _pil_save(arr: np.ndarray, path: Path) -> None:

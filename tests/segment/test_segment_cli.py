@@ -206,10 +206,10 @@ def test_sigterm_becomes_keyboard_interrupt():
 
     code = (
         "import os, signal\n"
-        "from liverseg_studio.commands.segment import _sigterm_as_interrupt\n"
+        "from liverseg_studio.core.signals import sigterm_as_interrupt\n"
         "before = signal.getsignal(signal.SIGTERM)\n"
         "try:\n"
-        "    with _sigterm_as_interrupt():\n"
+        "    with sigterm_as_interrupt():\n"
         "        os.kill(os.getpid(), signal.SIGTERM)\n"
         "        for _ in range(100000): pass\n"
         "    print('no interrupt')\n"

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from liverseg_studio.cohort.table import (
 from liverseg_studio.cohort.task import STATE_DIR, ModelPlugin, ModelSpec, TaskSettings, claims_dir, failed_row, run_study, worker_state
 from liverseg_studio.core.errors import BackendError, LiversegError
 from liverseg_studio.core.io import TEMP_PREFIX
+from liverseg_studio.core.signals import sigterm_as_interrupt
 from liverseg_studio.segment.progress import format_seconds
 
 #: Memory one worker may need for a large CT (512 x 512 x 200 peaks at ~1.2 GB with onnx).
@@ -180,26 +179,6 @@ def folder_lock(out_dir: Path) -> Iterator[None]:
             lock.unlink()
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _handler)
-    except (ValueError, OSError):  # pragma: no cover
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # -- progress ---------------------------------------------------------------------------
 class CohortProgress:
     """Studies done / total, studies per minute and the estimated finish, on ``stream``.
@@ -332,7 +311,7 @@ def run_cohort(
         raise LiversegError(f"{out_dir}: --out must be a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = CohortSummary(total=len(studies), table=out_dir / TABLE_NAME)
-    with folder_lock(out_dir), _sigterm_as_interrupt():
+    with folder_lock(out_dir), sigterm_as_interrupt():
         sweep_dead_temps(out_dir)
         try:
             if client is not None:

@@ -20,30 +20,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from liverseg_studio.commands.common import add_trust_pickle_option
+from liverseg_studio.commands.common import add_trust_pickle_option, non_negative_float, positive_int
 from liverseg_studio.commands.info import add_load_options, load_options
 
 DEFAULT_BACKEND = "onnx"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -82,10 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="an existing Dask scheduler, e.g. tcp://host:8786 (default: a LocalCluster on this machine)",
     )
     p.add_argument(
-        "--workers", type=_positive_int, metavar="N", help="LocalCluster worker processes (default: cores / threads)"
+        "--workers", type=positive_int, metavar="N", help="LocalCluster worker processes (default: cores / threads)"
     )
     p.add_argument(
-        "--threads-per-worker", type=_positive_int, default=None, metavar="N", help="inference threads of each worker (default 1)"
+        "--threads-per-worker", type=positive_int, default=None, metavar="N", help="inference threads of each worker (default 1)"
     )
     p.add_argument("--redo-failed", action="store_true", help="run the studies whose row is failed again")
     p.add_argument("--no-dashboard", action="store_true", help="no Dask dashboard for the LocalCluster")
@@ -93,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-postprocess", action="store_true", help="skip the 3D post-processing (as segment)")
     p.add_argument(
         "--min-component-mm3",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=DEFAULT_MIN_COMPONENT_MM3,
         metavar="V",
         help=f"tumour components smaller than V mm^3 become liver (default {DEFAULT_MIN_COMPONENT_MM3:g})",

@@ -13,41 +13,25 @@ Ctrl-C and SIGTERM stop the run without leaving partial output files.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from liverseg_studio.commands.common import add_trust_pickle_option, engine_summary, load_backend
+from liverseg_studio.commands.common import (
+    add_trust_pickle_option,
+    engine_summary,
+    load_backend,
+    non_negative_float,
+    positive_int,
+)
 from liverseg_studio.commands.info import add_load_options, load_options
+from liverseg_studio.core.signals import sigterm_as_interrupt
 
 #: "auto": the fastest installed engine (``BackendRegistry.default_name``: openvino when
 #: installed, else onnx = ONNX Runtime); the run says which one it used.
 DEFAULT_BACKEND = "auto"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
 
 
 class _Formats(tuple):
@@ -95,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "single slice), montage (PNG), seg (DICOM SEG, DICOM inputs only), report (JSON); default: all. "
         "Old names nifti, png, dicom-seg, json are deprecated",
     )
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for inference")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for inference")
     add_trust_pickle_option(p)
     p.add_argument(
         "--no-postprocess",
@@ -105,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--min-component-mm3",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=DEFAULT_MIN_COMPONENT_MM3,
         metavar="V",
         help="tumour components smaller than V mm^3 become liver (voxels if the spacing is unknown; "
@@ -113,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--min-2d-liver-prob",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="P",
         help="single 2D slices: liver components whose mean liver probability is below P become "
@@ -179,27 +163,6 @@ def expand_inputs(
     return result
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while segmenting, so temporary files are cleaned up."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
-        yield
-        return
-
-    def _handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _handler)
-    except (ValueError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _fmt_ml(value: float | None, voxels: int) -> str:
     return f"{value:.1f} mL" if value is not None else f"{voxels} voxels"
 
@@ -243,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     done = 0
     explicit_formats = args.export is not None
     err = sys.stderr
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         for i, (path, name) in enumerate(zip(inputs, names), start=1):
             prefix = f"[{i}/{len(inputs)}] {path}" if len(inputs) > 1 else str(path)
             try:

@@ -6,7 +6,7 @@
 #   -> export (ONNX fp32 + int8) -> evaluate (scripts/evaluate_default_model.sh).
 # Never uses LiTS case 117 (the held-out tumour test); never trains on the test people below.
 #
-#   scripts/train_default_model.sh                  # the recipe of the shipped model (CPU: ~1.5 h on 2 cores)
+#   scripts/train_default_model.sh                  # the recipe of the shipped model (CPU: ~2 h on 2 cores)
 #   EPOCHS=8 DEVICE=cuda BS=32 CROP= scripts/train_default_model.sh
 #   PAUSE_FILE=/tmp/liverseg-bench.lock ...         # training waits while that file exists
 #
@@ -41,16 +41,24 @@ ASSIGN=(
 $LIVERSEG prepare "$SRC" --out "$DATA" --size "$SIZE" --split 80,10,10 --seed 0 "${ASSIGN[@]}"
 
 COMMON=(--size "$SIZE" --bs "$BS" --device "$DEVICE" --liver-prior --repeat-real-labels 3 --freeze-bn
-        ${CROP:+--crop "$CROP"} --select last --lr "$LR" --tumour-hu 12,55 --tumour-radius 2,20
-        --pause-file "$PAUSE_FILE" --name liverseg-resnet34-unet --model-version 2026.12.1 --overwrite)
+        --select last --tumour-hu 12,55 --tumour-radius 2,20
+        --pause-file "$PAUSE_FILE" --name liverseg-resnet34-unet --model-version 2026.12.2 --overwrite)
+CROPPED=(${CROP:+--crop "$CROP"} --lr "$LR")
 # Stage 1: from the shipped model; the liver prior and the real labels undo "every liver is tumour".
 # (Measured after 2 of 4 epochs on the validation people: tumour share on tumour-free livers 0.3 %,
 # but real tumours mostly missed, recall 2 %: stage 2 weights tumour pixels up.)
-$LIVERSEG train "$DATA" --out "$MODEL-stage1" --epochs 4 --stop-after 2 --init-from "$INIT" "${COMMON[@]}"
+$LIVERSEG train "$DATA" --out "$MODEL-stage1" --epochs 4 --stop-after 2 --init-from "$INIT" "${COMMON[@]}" "${CROPPED[@]}"
 # Stage 2: tumour pixels x3 in the loss, synthetic tumours on 70 % of the HU-known slices.
 $LIVERSEG train "$DATA" --out "$MODEL" --epochs "$EPOCHS" --init-from "$MODEL-stage1" --synthetic-tumours 0.7 \
-  --tumour-weight 3 "${COMMON[@]}"
+  --tumour-weight 3 "${COMMON[@]}" "${CROPPED[@]}"
 
 $PY -m liverseg_studio.training.calibrate "$MODEL" "$DATA" --split valid --max-share 0.05
-$LIVERSEG export "$MODEL" --int8 --calib "$DATA" --overwrite
-echo "model written to $MODEL; measure it with scripts/evaluate_default_model.sh $MODEL"
+# Stage 3 (2026.12.2): whole 256-px slices (no crops: the liver's context in the whole slice), one
+# epoch at a lower rate, from the calibrated stage 2; then the tumour decision is tuned again.
+# (Measured on the validation people: pooled tumour Dice 0.148 -> 0.270 at <= 5 % tumour on tumour-free
+# livers; liver Dice per slice 0.7015 -> 0.7018.)  ~30 min on 2 CPU cores.
+$LIVERSEG train "$DATA" --out "$MODEL-stage3" --epochs 1 --init-from "$MODEL" --synthetic-tumours 0.7 \
+  --tumour-weight 3 "${COMMON[@]}" --lr 1e-4
+$PY -m liverseg_studio.training.calibrate "$MODEL-stage3" "$DATA" --split valid --max-share 0.05
+$LIVERSEG export "$MODEL-stage3" --int8 --calib "$DATA" --overwrite --min-agreement 0.95
+echo "model written to $MODEL-stage3; measure it with scripts/evaluate_default_model.sh $MODEL-stage3"

@@ -232,7 +232,7 @@ def run_self_test(
             # imported only when needed at run time, so a frozen build could miss them silently
             import highdicom  # noqa: F401 - DICOM SEG export
             import PIL.Image  # noqa: F401 - PNG export
-            from scipy.spatial import ConvexHull  # noqa: F401 - lesion diameters
+            from scipy import ndimage  # noqa: F401 - post-processing, lesions
 
             from liverseg_studio.core.volumetry import compute_stats
 

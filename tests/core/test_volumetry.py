@@ -200,3 +200,25 @@ def test_lesion_centroids_equal_scipy_center_of_mass():
     got = sorted(les.centroid_zyx for les in st.lesions)
     assert len(got) == n > 1
     np.testing.assert_allclose(np.array(got), np.array(expected), rtol=0, atol=1e-9)
+
+
+def test_convex_hull_keeps_the_farthest_pair_of_any_point_set():
+    from liverseg_studio.core.volumetry import _farthest_pair, convex_hull_2d
+
+    rng = np.random.default_rng(3)
+    for n in (3, 9, 50, 400):
+        for _ in range(20):
+            pts = rng.normal(size=(n, 2)) * rng.uniform(0.5, 20.0, size=2)
+            if rng.random() < 0.3:
+                pts = np.round(pts)  # duplicates and collinear runs, as pixel edges give
+            hull = convex_hull_2d(pts)
+            # every point lies inside or on the hull (counter-clockwise: cross products >= 0)
+            a, b = hull, np.roll(hull, -1, axis=0)
+            cross = (b[:, 0] - a[:, 0])[:, None] * (pts[None, :, 1] - a[:, None, 1]) - (b[:, 1] - a[:, 1])[:, None] * (
+                pts[None, :, 0] - a[:, None, 0]
+            )
+            assert (cross >= -1e-9).all()
+            d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+            assert _farthest_pair(pts)[0] == pytest.approx(float(np.sqrt(d2.max())))
+    line = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]] * 3)
+    assert _farthest_pair(line)[0] == pytest.approx(np.sqrt(18.0))

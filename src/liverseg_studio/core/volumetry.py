@@ -111,18 +111,35 @@ class VolumeStats:
         }
 
 
+def convex_hull_2d(points: np.ndarray) -> np.ndarray:
+    """Vertices of the convex hull of ``points`` (n, 2) (Andrew's monotone chain; collinear points dropped).
+
+    Here rather than ``scipy.spatial.ConvexHull``: that import pulls scipy.linalg, sparse and
+    spatial (~17 MB) into the offline bundle for one small hull per lesion slice.
+    """
+    pts = np.unique(np.asarray(points, dtype=np.float64), axis=0)  # sorted by x, then y
+    if len(pts) < 3:
+        return pts
+
+    def _half(seq: np.ndarray) -> list[np.ndarray]:
+        chain: list[np.ndarray] = []
+        for p in seq:
+            while len(chain) >= 2:
+                (ax, ay), (bx, by) = chain[-2], chain[-1]
+                if (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax) > 0:  # a left turn: keep b
+                    break
+                chain.pop()
+            chain.append(p)
+        return chain
+
+    lower, upper = _half(pts), _half(pts[::-1])
+    return np.array(lower[:-1] + upper[:-1])
+
+
 def _farthest_pair(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """The two most distant of ``points`` (n, 2), searched on their convex hull."""
     pts = np.asarray(points, dtype=np.float64)
-    if len(pts) > 8:
-        try:
-            from scipy.spatial import ConvexHull
-
-            pts = pts[ConvexHull(pts).vertices]
-        except Exception:  # noqa: BLE001 - degenerate (collinear) points: use them all
-            pts = np.unique(pts, axis=0)
-    else:
-        pts = np.unique(pts, axis=0)
+    pts = convex_hull_2d(pts) if len(pts) > 8 else np.unique(pts, axis=0)
     if len(pts) < 2:
         return 0.0, pts[0], pts[0]
     d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)

@@ -114,6 +114,24 @@ def test_refuses_foreign_folder_and_held_out_case(lits_folder: Path, tmp_path: P
     assert not (tmp_path / "x" / "manifest.json").exists()
 
 
+def _write_slice(root: Path, set_name: str, name: str, img: np.ndarray, mask: np.ndarray, **row: str) -> dict:
+    """Save one slice of the shared-data layout (8-bit image + mask PNG); returns its manifest row."""
+    for d in ("images", "masks"):
+        (root / set_name / d).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).convert("RGB").save(root / set_name / "images" / f"{name}.png")
+    Image.fromarray(mask).save(root / set_name / "masks" / f"{name}.png")
+    return {"set": set_name, "image": f"{set_name}/images/{name}.png", "mask": f"{set_name}/masks/{name}.png", **row,
+            "grey": "x", "labels": "x", "source": "synthetic", "licence": "test", "note": ""}
+
+
+def _write_manifest(root: Path, rows: list[dict]) -> Path:
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
 def _write_shared(root: Path) -> Path:
     """A miniature of the shared data layout: manifest.csv + 8-bit images/masks (3 = liver-or-tumour)."""
     rng = np.random.default_rng(0)
@@ -123,22 +141,11 @@ def _write_shared(root: Path) -> Path:
     specs += [("amos", f"amos_{n}", 3) for n in range(2)] + [("lits-javispeng", "train_000", 3), ("lits-javispeng", "val_000", 3)]
     for set_name, pid, val in specs:
         for k in range(2):
-            (root / set_name / "images").mkdir(parents=True, exist_ok=True)
-            (root / set_name / "masks").mkdir(parents=True, exist_ok=True)
             img = rng.integers(0, 255, (48, 48)).astype(np.uint8)
             mask = np.zeros((48, 48), np.uint8)
             mask[10:30, 12:34] = val
-            name = f"{pid}_{k}"
-            Image.fromarray(img).convert("RGB").save(root / set_name / "images" / f"{name}.png")
-            Image.fromarray(mask).save(root / set_name / "masks" / f"{name}.png")
-            rows.append({"set": set_name, "image": f"{set_name}/images/{name}.png", "mask": f"{set_name}/masks/{name}.png",
-                         "patient": f"{set_name}:{pid}", "grey": "x", "labels": "x", "source": "synthetic",
-                         "licence": "test", "note": ""})
-    with open(root / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return root
+            rows.append(_write_slice(root, set_name, f"{pid}_{k}", img, mask, patient=f"{set_name}:{pid}"))
+    return _write_manifest(root, rows)
 
 
 def test_shared_sets_partial_flags_groups_and_mixed_validation(tmp_path: Path) -> None:
@@ -187,24 +194,13 @@ def _write_people(root: Path) -> Path:
              ("ircad", "ircad:1.01", "lits-msd:10049", 2), ("ircad", "ircad:1.07", "lits-msd:10056", 1)]
     specs += [("lits-msd", f"lits-msd:1{n:04d}", f"lits-msd:1{n:04d}", 3) for n in range(10, 30)]
     for k, (set_name, patient, person, val) in enumerate(specs):
-        for d in ("images", "masks"):
-            (root / set_name / d).mkdir(parents=True, exist_ok=True)
         img = rng.integers(0, 255, (48, 48)).astype(np.uint8)
         mask = np.zeros((48, 48), np.uint8)
         mask[10:30, 12:34] = 1 if val in (1, 2) else 3
         if val == 2:
             mask[15:20, 15:20] = 2
-        name = f"s{k:03d}"
-        Image.fromarray(img).convert("RGB").save(root / set_name / "images" / f"{name}.png")
-        Image.fromarray(mask).save(root / set_name / "masks" / f"{name}.png")
-        rows.append({"set": set_name, "image": f"{set_name}/images/{name}.png", "mask": f"{set_name}/masks/{name}.png",
-                     "patient": patient, "person": person, "grey": "x", "labels": "x", "source": "synthetic",
-                     "licence": "test", "note": ""})
-    with open(root / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return root
+        rows.append(_write_slice(root, set_name, f"s{k:03d}", img, mask, patient=patient, person=person))
+    return _write_manifest(root, rows)
 
 
 def test_per_pixel_labels_split_by_person_and_assigned_people(tmp_path: Path) -> None:

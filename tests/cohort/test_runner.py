@@ -80,16 +80,17 @@ def test_sweep_removes_only_dead_processes_temps(tmp_path):
 def test_ctrl_c_leaves_no_partial_files(tmp_path):
     """SIGINT to the whole process group (as a terminal's Ctrl-C) mid-run: exit 130, no temporary
     files, a valid table whose rows all have their outputs."""
-    # enough work that some is left when the first row is read: with 10 small studies a fast machine
-    # finished them all before the signal arrived (exit 0; seen once in a full make test)
-    n = 24
-    write_studies(tmp_path / "in", n, shape=(24, 160, 160), corrupt=False)
+    n = 10
+    write_studies(tmp_path / "in", n, shape=(24, 96, 96), corrupt=False)
     out = tmp_path / "out"
     cmd = [
         sys.executable, "-m", "liverseg_studio.cli", "cohort", str(tmp_path / "in"), "--out", str(out),
         "--backend", BACKEND, "--workers", "2", "--no-dashboard",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A shell without job control starts background jobs with SIGINT ignored, and children inherit that
+    # (a backgrounded `make test` then saw exit 0): give the command a terminal's default Ctrl-C.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stdout.readline()  # the first finished study (EOF if the command failed)
         assert first.startswith("ok "), first + proc.stderr.read()

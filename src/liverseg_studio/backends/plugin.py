@@ -40,8 +40,8 @@ FASTAI_DESCRIPTION = "PyTorch/fastai U-Net (model.safetensors; export.pkl only w
 FASTAI_UNAVAILABLE = "unavailable: PyTorch not in this build (install liverseg-studio[train]; use the onnx backend)"
 
 
-def _installed(module: str) -> bool:
-    """Whether ``module`` can be found, without importing it."""
+def module_installed(module: str) -> bool:
+    """Whether ``module`` can be found, without importing it (plugins use it to say "unavailable")."""
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
@@ -50,13 +50,13 @@ def _installed(module: str) -> bool:
 
 def torch_available() -> bool:
     """Whether PyTorch can be found, without importing it (the offline executable excludes it)."""
-    return _installed("torch")
+    return module_installed("torch")
 
 
 @hookimpl
 def liverseg_register_backends(registry: "BackendRegistry") -> None:
     """The built-in ONNX Runtime and PyTorch/fastai backends."""
-    ort = _installed("onnxruntime")
+    ort = module_installed("onnxruntime")
     registry.add(
         BackendSpec(
             name="onnx",

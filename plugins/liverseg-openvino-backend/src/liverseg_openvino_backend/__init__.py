@@ -10,13 +10,13 @@ engine differs: the predictions agree with ONNX Runtime's (tested).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from liverseg_studio.backends.onnx_backend import INPUT_NAME, OUTPUT_NAME, OnnxBackend, check_io
+from liverseg_studio.backends.plugin import module_installed
 from liverseg_studio.core.errors import BackendError
 from liverseg_studio.core.modelcard import ModelCard
 from liverseg_studio.plugins import hookimpl
@@ -32,10 +32,7 @@ RANK = 20
 
 def openvino_available() -> bool:
     """Whether the OpenVINO runtime can be found, without importing it."""
-    try:
-        return importlib.util.find_spec("openvino") is not None
-    except (ImportError, ValueError):
-        return False
+    return module_installed("openvino")
 
 
 class OpenVinoBackend(OnnxBackend):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.prepared import prepared_phantoms
 from helpers.tiny_model import TinyModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,26 +101,11 @@ def test_average_weights_is_the_weighted_mean_with_calibration_offsets_removed(t
     assert bad.returncode != 0 and "one non-negative weight per model" in bad.stderr
 
 
-def _prepared_phantoms(root: Path) -> Path:
-    """A real ``liverseg prepare`` folder (64 px) from two synthetic phantom volumes with tumours."""
-    from helpers.phantom import make_phantom, write_nifti
-    from liverseg_studio.training.prepare import prepare
-
-    src = root / "lits"
-    src.mkdir(parents=True)
-    for n in (0, 1):
-        ph = make_phantom((10, 64, 64), noise=8.0, seed=n)
-        write_nifti(src / f"volume-{n}.nii", ph.hu, ph.affine, dtype="int16")
-        write_nifti(src / f"segmentation-{n}.nii", ph.labels, ph.affine, dtype="uint8")
-    prepare([src], root / "prepared", size=64, split=(0.5, 0.5, 0.0), seed=0)
-    return root / "prepared"
-
-
 def test_select_model_scores_calibrated_candidates_on_the_validation_split(tiny_model: TinyModel, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from liverseg_studio.training.calibrate import calibrate
 
-    data = _prepared_phantoms(tmp_path / "data")
+    data = prepared_phantoms(tmp_path / "data")
     a = _model_copy(tiny_model, tmp_path / "a")
     r = _run(SCRIPTS / "select_model.py", data, a)
     assert r.returncode != 0 and "not calibrated" in (r.stderr + r.stdout)

@@ -11,22 +11,13 @@ import pytest
 pytest.importorskip("fastai")
 torch = pytest.importorskip("torch")
 
-from helpers.phantom import make_phantom, write_nifti  # noqa: E402
-from liverseg_studio.training.prepare import prepare  # noqa: E402
+from helpers.prepared import prepared_phantoms  # noqa: E402
 from liverseg_studio.training.train import TrainConfig, TrainError, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny-train")
-    src = root / "lits"
-    src.mkdir()
-    for n in (0, 1):
-        ph = make_phantom((10, 64, 64), noise=8.0, seed=n)
-        write_nifti(src / f"volume-{n}.nii", ph.hu, ph.affine, dtype="int16")
-        write_nifti(src / f"segmentation-{n}.nii", ph.labels, ph.affine, dtype="uint8")
-    prepare([src], root / "prepared", size=64, split=(0.5, 0.5, 0.0), seed=0)
-    return root / "prepared"
+    return prepared_phantoms(tmp_path_factory.mktemp("tiny-train"))
 
 
 def _cfg(**kw: object) -> TrainConfig:

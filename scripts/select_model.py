@@ -58,6 +58,7 @@ def zoom_view(img: np.ndarray, target: np.ndarray, box: tuple[int, int, int]) ->
 def measure(model_dir: Path, store: Any) -> dict[str, Any]:
     import torch
 
+    from liverseg_studio.core.metrics import confusion, dice
     from liverseg_studio.core.modelcard import read_card
     from liverseg_studio.model.arch import IMAGENET_MEAN, IMAGENET_STD, build_unet, load_unet_weights
     from liverseg_studio.training.data import make_sample
@@ -72,30 +73,28 @@ def measure(model_dir: Path, store: Any) -> dict[str, Any]:
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     out: dict[str, Any] = {"model": str(model_dir), "version": card.version,
                            "offset": card.training["tumour_decision"]["offset"]}
-    for view in ("plain", "zoom"):
-        dice, tp, fp, fn = [], 0, 0, 0
-        for i in range(len(store)):
-            img, tgt = make_sample(store, i, None, None)
-            box = liver_box(tgt)
-            if box is None:
-                continue
-            if view == "zoom":
-                img, tgt = zoom_view(img, tgt, box)
-            x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)[None]))
+    views = ("plain", "zoom")
+    liver: dict[str, list[float]] = {v: [] for v in views}
+    tumour = {v: np.zeros(3, dtype=np.int64) for v in views}  # pooled tp, fp, fn
+    for i in range(len(store)):
+        img, tgt = make_sample(store, i, None, None)
+        box = liver_box(tgt)
+        if box is None:
+            continue
+        for view, (im, tg) in zip(views, ((img, tgt), zoom_view(img, tgt, box))):
+            x = torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)[None]))
             with torch.no_grad():
                 pred = unet((x - mean) / std).argmax(1)[0].numpy()
-            tl, pl = tgt >= 1, pred >= 1
-            dice.append(2 * (tl & pl).sum() / (tl.sum() + pl.sum()))
+            liver[view].append(dice(pred >= 1, tg >= 1))
             if not store.partial[i]:
-                pt, tt = pred == 2, tgt == 2
-                tp += int((pt & tt).sum())
-                fp += int((pt & ~tt).sum())
-                fn += int((~pt & tt).sum())
-        out[f"liver_dice_{view}"] = round(float(np.mean(dice)), 4)
+                tumour[view] += confusion(pred == 2, tg == 2)[:3]
+    for view in views:
+        tp, fp, fn = (int(c) for c in tumour[view])
+        out[f"liver_dice_{view}"] = round(float(np.mean(liver[view])), 4)
         out[f"tumour_dice_{view}"] = round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else 0.0
         out[f"tumour_precision_{view}"] = round(tp / (tp + fp), 4) if tp + fp else None
         out[f"tumour_recall_{view}"] = round(tp / (tp + fn), 4) if tp + fn else None
-        out["slices"] = len(dice)
+    out["slices"] = len(liver["plain"])
     out["score"] = round((out["liver_dice_plain"] + out["liver_dice_zoom"]) / 2
                          + (out["tumour_dice_plain"] + out["tumour_dice_zoom"]) / 2, 4)
     return out

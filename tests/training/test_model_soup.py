@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers.prepared import prepared_phantoms
-from helpers.tiny_model import TinyModel
+from helpers.tiny_model import TinyModel, copy_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -32,10 +31,7 @@ def _run(*args: object) -> subprocess.CompletedProcess[str]:
 
 
 def _model_copy(tiny: TinyModel, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in ("model.json", "model.safetensors"):
-        shutil.copy2(tiny.model_dir / name, dest / name)
-    return dest
+    return copy_model_dir(tiny.model_dir, dest, ("model.json", "model.safetensors"))
 
 
 def test_liver_box_frames_the_liver_with_a_margin_and_a_minimum_side() -> None:

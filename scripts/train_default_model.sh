@@ -78,5 +78,6 @@ $PY -m liverseg_studio.training.calibrate "$MODEL-swa345" "$DATA" --split valid 
 # (liver Dice on whole slices and on liver-framed views + pooled tumour Dice); measured: stage 3 1.0835,
 # stage 4 1.0782, stage 5 1.0838, stages 3+4 averaged 1.0869, stages 3+4+5 averaged 1.0908 (chosen).
 $PY scripts/select_model.py "$DATA" "$MODEL-stage3" "$MODEL-stage4" "$MODEL-stage5" "$MODEL-swa345" --out "$MODEL-selection.json"
-$LIVERSEG export "$MODEL-swa345" --int8 --calib "$DATA" --overwrite --min-agreement 0.95
-echo "model written to $MODEL-swa345; measure it with scripts/evaluate_default_model.sh $MODEL-swa345"
+SELECTED=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["selected"])' "$MODEL-selection.json")
+$LIVERSEG export "$SELECTED" --int8 --calib "$DATA" --overwrite --min-agreement 0.95
+echo "selected $SELECTED; measure it with scripts/evaluate_default_model.sh $SELECTED"

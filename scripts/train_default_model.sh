@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How the default model is made, end to end, on a CPU (a GPU only makes it faster):
 #   prepare (person-disjoint split of ../shared/data, test people held out by name)
-#   -> train (warm start from the shipped int8 model, liver prior, real labels weighted up)
+#   -> train (warm start from the first shipped int8 model, 2026.11.1, liver prior, real labels weighted up)
 #   -> calibrate (the tumour decision, tuned on validation people only)
 #   -> export (ONNX fp32 + int8) -> evaluate (scripts/evaluate_default_model.sh).
 # Never uses LiTS case 117 (the held-out tumour test); never trains on the test people below.
@@ -21,7 +21,10 @@ PY=${PY:-".venv/bin/python"}
 SRC=${SRC:-../shared/data}
 DATA=${DATA:-runs/prep12}
 MODEL=${MODEL:-runs/ft12b}
-INIT=${INIT:-resources/models/default}
+# The warm start is the first shipped model, 2026.11.1 (git commit 9426343), not whatever
+# resources/models/default holds now (that is this recipe's own output).
+INIT_COMMIT=${INIT_COMMIT:-9426343}
+INIT=${INIT:-runs/init-2026.11.1}
 SIZE=${SIZE:-256}
 EPOCHS=${EPOCHS:-3}
 BS=${BS:-8}
@@ -38,6 +41,12 @@ ASSIGN=(
   --assign lits-msd:10055=valid --assign lits-msd:10061=valid --assign chaos:102=valid
   --assign chaos:104=train --assign lits-msd:10059=train --assign lits-msd:10063=train --assign lits-msd:10069=train
 )
+if [ ! -f "$INIT/model.int8.onnx" ]; then
+  mkdir -p "$INIT"
+  for f in model.int8.onnx model.json; do
+    git show "$INIT_COMMIT:resources/models/default/$f" > "$INIT/$f"
+  done
+fi
 $LIVERSEG prepare "$SRC" --out "$DATA" --size "$SIZE" --split 80,10,10 --seed 0 "${ASSIGN[@]}"
 
 COMMON=(--size "$SIZE" --bs "$BS" --device "$DEVICE" --liver-prior --repeat-real-labels 3 --freeze-bn

@@ -4,7 +4,10 @@
     python scripts/average_weights.py OUT_DIR MODEL_DIR MODEL_DIR [...] [--version V] [--weights w1,w2,...]
 
 Each input is a ``liverseg train`` output folder (``model.safetensors`` + ``model.json``) of the same
-architecture and input size.  A folder that went through ``liverseg_studio.training.calibrate`` has its
+architecture and input size, or a folder holding only ONNX weights (``model.onnx`` / ``model.int8.onnx``,
+e.g. the first shipped model 2026.11.1 taken out of git): those are dequantised as ``liverseg train
+--init-from`` does (BatchNorm folded into the convolutions, the parametrisation every fine-tuned stage
+kept).  A folder that went through ``liverseg_studio.training.calibrate`` has its
 tumour offset baked into the head's bias; that offset is taken back out first, so the soup averages the
 networks as trained and is calibrated afresh afterwards (its card has no ``tumour_decision`` until then).
 BatchNorm is frozen in the fine-tuning stages (``--freeze-bn``), so the running statistics averaged here
@@ -47,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from liverseg_studio.core.modelcard import read_card, write_card
     from liverseg_studio.model.arch import build_unet, save_unet_weights
     from liverseg_studio.training.calibrate import HEAD
+    from liverseg_studio.training.train import TrainError, warm_start
+    from liverseg_studio.training.warmstart import WarmStartError
 
     cards = [read_card(m) for m in a.models]
     sizes = {int(c.input_size) for c in cards}
@@ -56,7 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     avg: dict[str, torch.Tensor] = {}
     inputs = []
     for m, card, w in zip(a.models, cards, weights):
-        state = load_file(str(m / "model.safetensors"))
+        if (m / "model.safetensors").is_file():
+            state = load_file(str(m / "model.safetensors"))
+        else:  # ONNX weights only: dequantised like a warm start
+            net = build_unet(size)
+            try:
+                warm_start(net, m, size)
+            except (TrainError, WarmStartError) as exc:
+                ap.error(str(exc))
+            state = net.state_dict()
         offset = float((card.training.get("tumour_decision") or {}).get("offset", 0.0))
         state[f"{HEAD}.bias"] = state[f"{HEAD}.bias"].clone()
         state[f"{HEAD}.bias"][2] += offset  # undo calibrate.apply_offset

@@ -97,6 +97,32 @@ def test_average_weights_is_the_weighted_mean_with_calibration_offsets_removed(t
     assert bad.returncode != 0 and "one non-negative weight per model" in bad.stderr
 
 
+def test_average_weights_dequantises_a_folder_with_onnx_weights_only(tiny_model: TinyModel, tmp_path: Path) -> None:
+    """The first shipped model (2026.11.1) exists only as ONNX: it is read as ``liverseg train --init-from`` reads it."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    from liverseg_studio.training.warmstart import unet_from_onnx
+
+    from liverseg_studio.core.modelcard import read_card
+
+    onnx_only = copy_model_dir(tiny_model.model_dir, tmp_path / "onnx-only", ("model.json", "model.onnx"))
+    out = tmp_path / "soup"
+    r = _run(SCRIPTS / "average_weights.py", out, onnx_only, onnx_only)
+    assert r.returncode == 0, r.stderr
+    soup = load_file(str(out / "model.safetensors"))
+    ref = unet_from_onnx(onnx_only / "model.onnx", int(read_card(onnx_only).input_size)).state_dict()
+    assert set(soup) == set(ref)
+    for k, v in ref.items():
+        if v.is_floating_point():
+            assert torch.allclose(soup[k], v, atol=1e-6), k
+
+    (onnx_only / "model.onnx").unlink()  # no weights at all: a clear error, no output
+    bad = _run(SCRIPTS / "average_weights.py", tmp_path / "none", onnx_only, onnx_only)
+    assert bad.returncode != 0 and "no model.safetensors, model.onnx or model.int8.onnx" in bad.stderr
+    assert not (tmp_path / "none" / "model.safetensors").exists()
+
+
 def test_select_model_scores_calibrated_candidates_on_the_validation_split(tiny_model: TinyModel, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from liverseg_studio.training.calibrate import calibrate

@@ -87,6 +87,9 @@ $PY -m liverseg_studio.training.calibrate "$MODEL-swa345" "$DATA" --split valid 
 # (liver Dice on whole slices and on liver-framed views + pooled tumour Dice); measured: stage 3 1.0835,
 # stage 4 1.0782, stage 5 1.0838, stages 3+4 averaged 1.0869, stages 3+4+5 averaged 1.0908 (chosen).
 $PY scripts/select_model.py "$DATA" "$MODEL-stage3" "$MODEL-stage4" "$MODEL-stage5" "$MODEL-swa345" --out "$MODEL-selection.json"
+# Tried after shipping, not part of the shipped model (README "Tried after 2026.12.3"): stages 6 and 7
+# (as stage 5, --init-from the calibrated previous stage, --seed 3 / 4), each calibrated, and the average
+# of stages 3-7: validation score 1.0956, but `liverseg evaluate` did not show it better than 2026.12.3.
 SELECTED=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["selected"])' "$MODEL-selection.json")
 $LIVERSEG export "$SELECTED" --int8 --calib "$DATA" --overwrite --min-agreement 0.95
 echo "selected $SELECTED; measure it with scripts/evaluate_default_model.sh $SELECTED"

@@ -41,10 +41,15 @@ ASSIGN=(
   --assign lits-msd:10055=valid --assign lits-msd:10061=valid --assign chaos:102=valid
   --assign chaos:104=train --assign lits-msd:10059=train --assign lits-msd:10063=train --assign lits-msd:10069=train
 )
-if [ ! -f "$INIT/model.int8.onnx" ]; then
+if [ ! -e "$INIT" ]; then  # an INIT folder that exists is used as it is, never touched
   mkdir -p "$INIT"
   for f in model.int8.onnx model.json; do
-    git show "$INIT_COMMIT:resources/models/default/$f" > "$INIT/$f"
+    git show "$INIT_COMMIT:resources/models/default/$f" > "$INIT/$f" || {
+      rm -rf "$INIT"
+      echo "the warm start 2026.11.1 needs this clone's git history (commit $INIT_COMMIT; a shallow clone lacks it):" \
+           "fetch it, or set INIT to a folder holding that model.int8.onnx" >&2
+      exit 1
+    }
   done
 fi
 $LIVERSEG prepare "$SRC" --out "$DATA" --size "$SIZE" --split 80,10,10 --seed 0 "${ASSIGN[@]}"

@@ -45,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"{a.out_dir} exists and is not empty (use --overwrite)")
 
     import torch
-    from safetensors.torch import load_file
 
+    from liverseg_studio.core.errors import BackendError
     from liverseg_studio.core.modelcard import read_card, write_card
     from liverseg_studio.model.arch import build_unet, save_unet_weights
     from liverseg_studio.training.calibrate import HEAD
@@ -61,20 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     avg: dict[str, torch.Tensor] = {}
     inputs = []
     for m, card, w in zip(a.models, cards, weights):
-        if (m / "model.safetensors").is_file():
-            state = load_file(str(m / "model.safetensors"))
-        else:  # ONNX weights only: dequantised like a warm start
-            net = build_unet(size)
-            try:
-                warm_start(net, m, size)
-            except (TrainError, WarmStartError) as exc:
-                ap.error(str(exc))
-            state = net.state_dict()
+        net = build_unet(size)
+        try:  # the loader of `liverseg train --init-from`: safetensors strictly, or ONNX weights dequantised
+            warm_start(net, m, size)
+        except (BackendError, TrainError, WarmStartError) as exc:
+            ap.error(str(exc))
+        state = net.state_dict()
         offset = float((card.training.get("tumour_decision") or {}).get("offset", 0.0))
         state[f"{HEAD}.bias"] = state[f"{HEAD}.bias"].clone()
         state[f"{HEAD}.bias"][2] += offset  # undo calibrate.apply_offset
-        if avg and set(state) != set(avg):
-            ap.error(f"{m}: different weights from {a.models[0]}")
         for k, v in state.items():
             if v.is_floating_point():
                 avg[k] = avg.get(k, torch.zeros_like(v, dtype=torch.float64)) + w * v.double()

@@ -102,9 +102,8 @@ def test_average_weights_dequantises_a_folder_with_onnx_weights_only(tiny_model:
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
 
-    from liverseg_studio.training.warmstart import unet_from_onnx
-
     from liverseg_studio.core.modelcard import read_card
+    from liverseg_studio.training.warmstart import unet_from_onnx
 
     onnx_only = copy_model_dir(tiny_model.model_dir, tmp_path / "onnx-only", ("model.json", "model.onnx"))
     out = tmp_path / "soup"

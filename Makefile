@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml plugins/liverseg-threshold-backend/pyproject.toml plugi
 # Debian packages: what Qt's xcb platform plugin needs (make run; Xvfb for the window tests) and
 # dicom3tools (dciodvfy checks the DICOM SEG); orthanc + orthanc-dicomweb (a real PACS for tests/pacs).  Installed only when missing and possible (root or
 # non-interactive sudo, `apt-get update` first); never fails: else one line says what to install.
-SYSTEM_DEBS := dicom3tools xvfb xauth x11-utils libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
+SYSTEM_DEBS := dicom3tools dcmtk xvfb xauth x11-utils libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0 libegl1 libgl1 \
 	libfontconfig1 libdbus-1-3 orthanc orthanc-dicomweb
 system-deps:

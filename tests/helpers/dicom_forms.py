@@ -26,7 +26,10 @@ FIRST, COUNT = 70, 6
 requires_ircad = pytest.mark.skipif(not IRCAD_CT.is_dir(), reason=f"shared data absent: {IRCAD_CT}")
 requires_dcmtk = pytest.mark.skipif(shutil.which("dcmcjpeg") is None, reason="dcmtk not installed (apt-get install dcmtk; make setup does it)")
 
-#: form -> (how it is made, lossless?)
+#: 3D-IRCADb's files have no FrameOfReferenceUID; the fixtures share this one (as a scanner's would).
+FRAME_OF_REFERENCE = "1.2.826.0.1.3680043.8.498.28281012010101"
+
+#: form -> the dcmtk command that makes it
 LOSSLESS_DCMTK = {
     "jpeg-lossless-sv1": ["dcmcjpeg", "+e1"],
     "jpeg-lossless-p14": ["dcmcjpeg", "+el"],
@@ -71,6 +74,7 @@ def base_series(folder: Path, *, series_uid: str | None = None, description: str
         ds.Rows, ds.Columns = stored.shape
         ds.PixelData = stored.tobytes()
         ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = FRAME_OF_REFERENCE
         ds.SeriesDescription = description
         ds.SeriesNumber = series_number
         ds.SOPInstanceUID = generate_uid()

@@ -71,16 +71,17 @@ def test_reversed_slice_order_in_space(tmp_path, loaders):
 
 
 def test_several_series_ask_which(tmp_path, loaders):
+    """Two series the study rule cannot tell apart (same geometry, neither portal venous): ask."""
     ph = make_phantom(shape=(3, 16, 16))
     write_ct_series(tmp_path / "a", ph.hu, ph.affine, series_uid="1.2.3.1", series_description="arterial")
-    write_ct_series(tmp_path / "b", ph.hu + 5, ph.affine, series_uid="1.2.3.2", series_description="venous")
+    write_ct_series(tmp_path / "b", ph.hu + 5, ph.affine, series_uid="1.2.3.2", series_description="delayed")
     with pytest.raises(MultipleSeriesError) as exc:
         loaders.load(tmp_path)
     assert {s[0] for s in exc.value.series} == {"1.2.3.1", "1.2.3.2"}
     assert "--series" in str(exc.value)
     v = loaders.load(tmp_path, LoadOptions(series_uid="1.2.3.2"))
     np.testing.assert_array_equal(v.array, ph.hu + 5)
-    assert v.meta["series_description"] == "venous"
+    assert v.meta["series_description"] == "delayed"
     with pytest.raises(LoaderError, match="no series '9.9'"):
         loaders.load(tmp_path, LoadOptions(series_uid="9.9"))
 
@@ -159,3 +160,25 @@ def test_single_file_series(tmp_path, loaders):
     v = loaders.load(tmp_path / "s")
     assert v.shape == (1, 16, 16)
     assert v.spacing[1:] == pytest.approx(ph.spacing[1:])
+
+
+def test_gantry_tilt_refused(tmp_path, loaders):
+    """Slices stepping off their normal (a tilted gantry) would be segmented sheared: refused in one line."""
+    ph = make_phantom(shape=(5, 16, 16))
+    aff = ph.affine.copy()
+    aff[1, 2] = 0.5 * aff[2, 2]  # each slice 0.5 x its spacing further in y: ~27 degrees
+    write_ct_series(tmp_path / "s", ph.hu, aff)
+    with pytest.raises(LoaderError, match="gantry tilt") as exc:
+        loaders.load(tmp_path / "s")
+    assert "\n" not in str(exc.value)
+
+
+def test_gantry_tilt_tag_refused(tmp_path, loaders):
+    ph = make_phantom(shape=(4, 16, 16))
+    paths = write_ct_series(tmp_path / "s", ph.hu, ph.affine)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.GantryDetectorTilt = 15
+        ds.save_as(p)
+    with pytest.raises(LoaderError, match="gantry tilt of 15 degrees"):
+        loaders.load(tmp_path / "s")

@@ -8,10 +8,13 @@ PixelSpacing the pixel size is unknown (``spacing_known=False``, identity
 affine).
 
 Refused with a :class:`LoaderError` naming the file and the reason: files
-pydicom cannot parse, non-CT modalities, no pixel data, colour or multi-frame
-images, unsupported bit depths, pixel data shorter than the header promises,
+pydicom cannot parse, non-CT modalities, no pixel data, colour images,
+unsupported bit depths, pixel data shorter than the header promises,
 compressed transfer syntaxes without an installed decoder, and images whose
-decoded size exceeds ``LoadOptions.max_bytes``.
+decoded size exceeds ``LoadOptions.max_bytes``.  Compressed pixel data is
+decoded by pydicom's plugins (pylibjpeg with libjpeg, openjpeg and rle;
+pyjpegls).  A multi-frame file (enhanced or legacy-converted CT) is read by
+:mod:`liverseg_studio.loaders.dicom_multiframe`.
 
 The helpers here are shared with :mod:`liverseg_studio.loaders.dicom_series`.
 """
@@ -114,8 +117,9 @@ def has_pixel_data(ds: Any) -> bool:
     return any(kw in ds for kw in _PIXEL_KEYWORDS)
 
 
-def check_ct_image(path: Path, ds: Any, *, need_pixels: bool = True) -> tuple[int, int]:
-    """Validate that ``ds`` is a single-frame grey CT image; returns (rows, columns)."""
+def check_ct_image(path: Path, ds: Any, *, need_pixels: bool = True, allow_frames: bool = False) -> tuple[int, int]:
+    """Validate that ``ds`` is a single-frame (or, with ``allow_frames``, multi-frame) grey CT image;
+    returns (rows, columns)."""
     modality = str(_get(ds, "Modality", "") or "").strip().upper()
     if not modality:
         raise LoaderError(path, "DICOM file has no Modality; only CT images are supported")
@@ -133,8 +137,8 @@ def check_ct_image(path: Path, ds: Any, *, need_pixels: bool = True) -> tuple[in
     frames = _int(ds, "NumberOfFrames", 1)
     if frames is None or frames < 1:
         raise LoaderError(path, "DICOM NumberOfFrames is invalid")
-    if frames > 1:
-        raise LoaderError(path, f"multi-frame DICOM ({frames} frames) is not supported; use a single-frame CT series")
+    if frames > 1 and not allow_frames:
+        raise LoaderError(path, f"multi-frame DICOM ({frames} frames) found where a single frame was expected")
     bits = _int(ds, "BitsAllocated")
     if bits not in (8, 16, 32):
         raise LoaderError(path, f"unsupported BitsAllocated={bits}; expected 8, 16 or 32")
@@ -257,6 +261,11 @@ def load(path: Path, options) -> Volume:
     path = Path(path)
     size = require_nonempty(path)
     check_memory(path, size, max(options.max_bytes, 1), what="DICOM file")
+    header = read_dataset(path, stop_before_pixels=True)
+    from liverseg_studio.loaders import dicom_multiframe
+
+    if dicom_multiframe.is_multiframe(header):  # enhanced / legacy-converted CT: the whole series in one file
+        return dicom_multiframe.load_dataset(path, header, options)
     ds = read_dataset(path)
     rows, cols = check_ct_image(path, ds)
     check_memory(path, rows * cols * 8, options.max_bytes)

@@ -2,10 +2,15 @@
 
 * Every file under the folder (recursively, ``DICOMDIR`` skipped) is read
   header-only; files that are not DICOM images are skipped.
-* Files are grouped by SeriesInstanceUID.  Non-CT series (e.g. a scout MR,
-  a SEG, a report) are ignored when a CT series is present.  Several CT
-  series raise :class:`~liverseg_studio.core.errors.MultipleSeriesError`
-  unless ``LoadOptions.series_uid`` names one (CLI ``--series UID``).
+* Files are grouped by SeriesInstanceUID.  A folder holding several series (a
+  whole study) is read by the rule of :mod:`liverseg_studio.loaders.study`
+  (skip scouts, secondary captures, derived, non-CT and non-axial series;
+  prefer portal venous; else the thinnest complete series covering the most),
+  and ``meta["series_choice"]`` says which and why in one line.
+  ``LoadOptions.series_uid`` (CLI ``--series UID``) names one instead; an
+  exact tie raises :class:`~liverseg_studio.core.errors.MultipleSeriesError`.
+* A series stored as one multi-frame file (enhanced or legacy-converted CT)
+  is read by :mod:`liverseg_studio.loaders.dicom_multiframe`.
 * Slices are sorted by ImagePositionPatient projected on the slice normal
   (row x column direction cosines), **not** by file name or InstanceNumber.
   Two slices at the same position, mixed orientations or sizes, and uneven
@@ -36,6 +41,7 @@ from liverseg_studio.core.errors import LoaderError, MultipleSeriesError
 from liverseg_studio.core.slices import SliceSource
 from liverseg_studio.core.volume import Intensity, Volume
 from liverseg_studio.loaders import dicom as dcm
+from liverseg_studio.loaders import dicom_multiframe
 from liverseg_studio.loaders._common import quiet, check_memory, detect_format, has_extension, looks_like_raw_dicom
 
 NAME = "dicom-series"
@@ -116,28 +122,51 @@ def _scan(folder: Path) -> tuple[list[_Header], list[str]]:
     return headers, skipped
 
 
-def _choose_series(folder: Path, headers: list[_Header], series_uid: str | None) -> list[_Header]:
+# -- series discovery and choice (issue 28: loaders/study.py holds the rule) ------------------
+def _groups(headers: list[_Header]) -> dict[str, list[_Header]]:
     groups: dict[str, list[_Header]] = defaultdict(list)
     for h in headers:
         groups[h.series_uid].append(h)
+    return dict(groups)
+
+
+def study_choice(folder: Path, headers: list[_Header]) -> "Any":
+    """The rule's :class:`~liverseg_studio.loaders.study.Choice` for a folder's headers."""
+    from liverseg_studio.loaders import study
+
+    groups = _groups(headers)
+    summaries = study.summarise(folder, {uid: [(h.path, h.ds) for h in hs] for uid, hs in groups.items()})
+    return study.choose(folder, summaries)
+
+
+def scan_study(folder: Path) -> "Any":
+    """Header-only scan of a study folder: the rule's choice with every series' summary (studio picker)."""
+    headers, skipped = _scan(Path(folder))
+    if not headers:
+        raise LoaderError(folder, "folder holds no DICOM images")
+    return study_choice(Path(folder), headers)
+
+
+def _choose_series(folder: Path, headers: list[_Header], series_uid: str | None) -> tuple[list[_Header], str]:
+    """The headers of the series to read, and the one-line reason when the rule chose among several."""
+    groups = _groups(headers)
     if series_uid is not None:
         if series_uid not in groups:
             known = ", ".join(sorted(groups)) or "none"
             raise LoaderError(folder, f"no series {series_uid!r} in this folder (found: {known})")
-        return groups[series_uid]
-    ct = {uid: hs for uid, hs in groups.items() if any(h.modality == "CT" for h in hs)}
-    if not ct:
-        found = ", ".join(sorted({h.modality or "no modality" for h in headers}))
-        raise LoaderError(folder, f"folder holds no CT series (found modality {found}); only CT is supported")
-    if len(ct) > 1:
-        listing = [(uid or "<no SeriesInstanceUID>", hs[0].description, len(hs)) for uid, hs in ct.items()]
-        raise MultipleSeriesError(folder, sorted(listing))
-    return next(iter(ct.values()))
+        return groups[series_uid], ""
+    if len(groups) == 1:
+        hs = next(iter(groups.values()))
+        if not any(h.modality == "CT" for h in hs):
+            found = ", ".join(sorted({h.modality or "no modality" for h in headers}))
+            raise LoaderError(folder, f"folder holds no CT series (found modality {found}); only CT is supported")
+        return hs, ""
+    choice = study_choice(folder, headers)
+    return groups[choice.chosen.uid], choice.reason
 
 
 def _geometry(folder: Path, hs: list[_Header]) -> tuple[list[_Header], np.ndarray, bool, list[str]]:
     """Sort ``hs`` along the slice normal; return (sorted, affine, spacing_known, warnings)."""
-    warnings: list[str] = []
     first = hs[0].ds
     orient = dcm.orientation(first)
     spacing = dcm.pixel_spacing(first)
@@ -151,57 +180,98 @@ def _geometry(folder: Path, hs: list[_Header]) -> tuple[list[_Header], np.ndarra
         if (s is None) != (spacing is None) or (s is not None and spacing is not None and np.abs(np.subtract(s, spacing)).max() > 1e-3):
             raise LoaderError(h.path, "slices of the series have different PixelSpacing")
     positions = [dcm._floats(h.ds, "ImagePositionPatient", 3) for h in hs]
-    missing = [h.path.name for h, p in zip(hs, positions) if p is None]
+    thickness = dcm._float(first, "SpacingBetweenSlices") or dcm._float(first, "SliceThickness") or 1.0
+    order, affine, known, warnings = stack_geometry(
+        folder, positions, [h.path.name for h in hs], orient, spacing, thickness,
+        tilt_deg=dcm._float(first, "GantryDetectorTilt"),
+    )
+    return [hs[i] for i in order], affine, known, warnings
+
+
+#: A slice stack whose step leaves its normal by more than this (degrees) is a gantry tilt.
+MAX_TILT_DEG = 1.0
+
+
+def stack_geometry(
+    where: Path,
+    positions: list[list[float] | None],
+    names: list[str],
+    orient: tuple[np.ndarray, np.ndarray] | None,
+    spacing: tuple[float, float] | None,
+    thickness: float,
+    *,
+    tilt_deg: float | None = None,
+    what: str = "slices",
+) -> tuple[list[int], np.ndarray, bool, list[str]]:
+    """Order a stack of images (files of a series, or frames of a multi-frame file) along the slice
+    normal: ``(order, affine, spacing_known, warnings)``.
+
+    Refused in one line: images without a position, two at one position, uneven gaps (a missing
+    slice or a mixed series), positions off a line, and a gantry tilt (the step leaves the normal by
+    more than :data:`MAX_TILT_DEG`): a sheared volume would be segmented as if it were axial.
+    """
+    warnings: list[str] = []
+    n = len(positions)
+    missing = [name for name, p in zip(names, positions) if p is None]
     if orient is None:
-        if len(hs) > 1:
-            raise LoaderError(folder, "series has no valid ImageOrientationPatient; cannot order its slices")
+        if n > 1:
+            raise LoaderError(where, f"no valid ImageOrientationPatient; cannot order the {what}")
         row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     else:
         row, col = orient
     normal = np.cross(row, col)
-    if missing and len(hs) > 1:
+    if missing and n > 1:
+        raise LoaderError(where, f"{len(missing)} of {n} {what} have no valid ImagePositionPatient (e.g. {missing[0]})")
+    if tilt_deg is not None and abs(tilt_deg) > MAX_TILT_DEG:
         raise LoaderError(
-            folder, f"{len(missing)} of {len(hs)} slices have no valid ImagePositionPatient (e.g. {missing[0]})"
+            where,
+            f"gantry tilt of {tilt_deg:g} degrees (GantryDetectorTilt): tilted slices are not supported; "
+            "export the series reconstructed without tilt",
         )
-    if len(hs) == 1:
+    if n == 1:
         origin = np.array(positions[0]) if positions[0] is not None else np.zeros(3)
-        thickness = dcm._float(first, "SpacingBetweenSlices") or dcm._float(first, "SliceThickness") or 1.0
         thickness = thickness if 0 < thickness < 1e4 else 1.0
         step = normal * thickness
-        ordered = hs
+        order = [0]
     else:
         pos = np.array(positions, dtype=np.float64)
         along = pos @ normal
-        order = np.argsort(along, kind="stable")
-        ordered = [hs[i] for i in order]
+        order = [int(i) for i in np.argsort(along, kind="stable")]
         pos, along = pos[order], along[order]
         gaps = np.diff(along)
         if np.min(gaps) < 1e-3:
             i = int(np.argmin(gaps))
             raise LoaderError(
-                folder,
-                f"two slices lie at the same position ({along[i]:.2f} mm along the normal: "
-                f"{ordered[i].path.name}, {ordered[i + 1].path.name}); several acquisitions in one series?",
+                where,
+                f"two {what} lie at the same position ({along[i]:.2f} mm along the normal: "
+                f"{names[order[i]]}, {names[order[i + 1]]}); several acquisitions in one series?",
             )
         median = float(np.median(gaps))
         if np.max(np.abs(gaps - median)) > _GAP_TOLERANCE * median:
             raise LoaderError(
-                folder,
+                where,
                 f"uneven slice spacing ({gaps.min():.2f} to {gaps.max():.2f} mm between neighbours): "
                 "missing slices or a mixed series",
             )
-        # in-plane drift of positions (a tilted gantry or inconsistent headers)
-        step = (pos[-1] - pos[0]) / (len(pos) - 1)
-        drift = np.linalg.norm(pos - (pos[0] + np.outer(np.arange(len(pos)), step)), axis=1).max()
+        step = (pos[-1] - pos[0]) / (n - 1)
+        cos = abs(float(np.dot(step / np.linalg.norm(step), normal)))
+        angle = float(np.degrees(np.arccos(min(cos, 1.0))))
+        if angle > MAX_TILT_DEG:
+            raise LoaderError(
+                where,
+                f"gantry tilt or sheared slice stack: the slices step {angle:.1f} degrees off their normal; "
+                "tilted slices are not supported (the volume would be distorted): export the series "
+                "reconstructed without tilt",
+            )
+        # in-plane drift of positions (inconsistent headers)
+        drift = np.linalg.norm(pos - (pos[0] + np.outer(np.arange(n), step)), axis=1).max()
         if drift > max(0.1 * median, 0.5):
-            raise LoaderError(folder, f"slice positions do not lie on a line (off by up to {drift:.1f} mm)")
+            raise LoaderError(where, f"positions of the {what} do not lie on a line (off by up to {drift:.1f} mm)")
         origin = pos[0]
-        if abs(float(np.dot(step / np.linalg.norm(step), normal))) < 0.99:
-            warnings.append("gantry tilt or sheared slice stack: affine is sheared")
     if spacing is None:
         warnings.append("no valid PixelSpacing: voxel size unknown")
-        return ordered, np.eye(4), False, warnings
-    return ordered, dcm.ras_affine(row, col, spacing, origin, step), True, warnings
+        return order, np.eye(4), False, warnings
+    return order, dcm.ras_affine(row, col, spacing, origin, step), True, warnings
 
 
 class SeriesSlices(SliceSource):
@@ -236,7 +306,12 @@ def load(path: Path, options) -> Volume:
     if not headers:
         detail = f" ({len(skipped)} unreadable: {skipped[0]})" if skipped else ""
         raise LoaderError(folder, f"folder holds no DICOM images{detail}")
-    chosen = _choose_series(folder, headers, options.series_uid)
+    chosen, reason = _choose_series(folder, headers, options.series_uid)
+    if any(dicom_multiframe.is_multiframe(h.ds) for h in chosen):
+        if len(chosen) > 1:
+            raise LoaderError(folder, f"series holds {len(chosen)} multi-frame files; open one of them")
+        extra = {"series_choice": reason} if reason else {}
+        return dicom_multiframe.load_dataset(chosen[0].path, chosen[0].ds, options, extra_meta=extra)
     for h in chosen:
         dcm.check_ct_image(h.path, h.ds, need_pixels=False)
     rows, cols = int(dcm._int(chosen[0].ds, "Rows")), int(dcm._int(chosen[0].ds, "Columns"))
@@ -253,6 +328,8 @@ def load(path: Path, options) -> Volume:
     meta["files"] = [str(h.path) for h in ordered]
     meta["sop_instance_uids"] = [str(dcm._get(h.ds, "SOPInstanceUID", "")) for h in ordered]
     meta["n_files"] = n
+    if reason:
+        meta["series_choice"] = reason
     if skipped:
         meta["skipped_files"] = len(skipped)
     if warnings:

@@ -24,6 +24,13 @@ def add_load_options(p: argparse.ArgumentParser) -> None:
         metavar="LOW,HIGH",
         help="HU of grey 0 and grey 255 for 8-bit images (default 0,255)",
     )
+    p.add_argument(
+        "--intensity",
+        choices=("auto", "hu", "hu+1024"),
+        default="auto",
+        help="auto (default): refuse volumes whose values do not look like CT in HU (and correct unsigned "
+        "DICOM without RescaleIntercept); hu: take the values as HU unchecked; hu+1024: subtract 1024",
+    )
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID when a DICOM folder holds several series")
     p.add_argument(
         "--max-input-gb",
@@ -51,7 +58,10 @@ def load_options(args: argparse.Namespace):
     if gb is not None:
         extra["max_bytes"] = int(gb * 1024**3)
     return LoadOptions(
-        input_window=getattr(args, "input_window", None), series_uid=getattr(args, "series", None), **extra
+        input_window=getattr(args, "input_window", None),
+        series_uid=getattr(args, "series", None),
+        intensity=getattr(args, "intensity", None) or "auto",
+        **extra,
     )
 
 

@@ -27,6 +27,9 @@ class LoadOptions:
     series_uid: str | None = None
     #: Refuse inputs whose decoded voxels would need more bytes than this.
     max_bytes: int = 4 * 1024**3
+    #: ``--intensity``: ``auto`` checks that HU volumes look like CT (refuses or corrects),
+    #: ``hu`` trusts the values, ``hu+1024`` subtracts 1024 (``loaders.intensity``).
+    intensity: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,9 @@ class LoaderRegistry(_Registry[LoaderSpec]):
             raise LoaderError(p, "not enough memory to decode this image") from None
         except Exception as exc:  # isolate loader bugs and library errors
             raise LoaderError(p, f"{spec.name} loader failed: {type(exc).__name__}: {exc}") from exc
-        return volume
+        from liverseg_studio.loaders.intensity import apply_intensity_policy
+
+        return apply_intensity_policy(volume, p, (options or LoadOptions()).intensity)
 
     def file_dialog_filters(self) -> list[tuple[str, tuple[str, ...]]]:
         """(description, extensions) per loader that claims extensions, for file dialogs."""

@@ -20,7 +20,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from liverseg_studio.commands.common import add_trust_pickle_option, non_negative_float, positive_int
+from liverseg_studio.commands.common import (
+    add_mesh_format_option,
+    add_trust_pickle_option,
+    non_negative_float,
+    positive_int,
+)
 from liverseg_studio.commands.info import add_load_options, load_options
 
 DEFAULT_BACKEND = "onnx"
@@ -56,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FORMATS",
         help="comma-separated, as `liverseg segment --export` (default: all)",
     )
+    add_mesh_format_option(p)
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -85,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from liverseg_studio.core.errors import LiversegError
+    from liverseg_studio.segment.export_mesh import with_mesh_format
     from liverseg_studio.segment.exporters import DEFAULT_FORMATS
 
     try:
@@ -118,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads_per_worker,
             trust_pickle=args.trust_pickle,
         ),
-        formats=args.export or DEFAULT_FORMATS,
+        formats=with_mesh_format(args.export or DEFAULT_FORMATS, args.mesh_format),
         explicit_formats=args.export is not None,
         overwrite=args.overwrite,
         postprocess=not args.no_postprocess,

@@ -59,6 +59,16 @@ def engine_summary(backend: Any) -> str:
     return name + (f" ({', '.join(parts)})" if parts else "")
 
 
+def add_mesh_format_option(p: argparse.ArgumentParser) -> None:
+    """``--mesh-format stl|obj|ply`` for ``--export mesh`` (segment.export_mesh)."""
+    p.add_argument(
+        "--mesh-format",
+        choices=("stl", "obj", "ply"),
+        default=None,
+        help="file format of --export mesh (one surface per label and lesion in <name>_mesh/; default stl)",
+    )
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from liverseg_studio.commands.common import (
+    add_mesh_format_option,
     add_trust_pickle_option,
     engine_summary,
     load_backend,
@@ -77,10 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FORMATS",
         help="comma-separated, named after the files: mask (NIfTI or PNG label mask), overlay (PNG of a "
         "single slice), montage (PNG), seg (DICOM SEG, DICOM inputs only), report (JSON); default: all. "
+        "Also mesh (3D surfaces, see --mesh-format) and plan (the studio's <name>_plan.json as a mask). "
         "Old names nifti, png, dicom-seg, json are deprecated",
     )
     p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for inference")
     add_trust_pickle_option(p)
+    add_mesh_format_option(p)
     p.add_argument(
         "--no-postprocess",
         action="store_true",
@@ -178,10 +181,11 @@ def run(args: argparse.Namespace) -> int:
         skipped_formats,
         unique_names,
     )
+    from liverseg_studio.segment.export_mesh import with_mesh_format
     from liverseg_studio.segment.pipeline import segment_volume
     from liverseg_studio.segment.progress import ProgressBar
 
-    formats = args.export or DEFAULT_FORMATS
+    formats = with_mesh_format(args.export or DEFAULT_FORMATS, args.mesh_format)
     for note in getattr(args.export, "notes", ()):
         print(f"liverseg segment: note: {note}", file=sys.stderr)
     out_dir = Path(args.out)

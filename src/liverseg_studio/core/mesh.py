@@ -269,7 +269,8 @@ def iter_label_surfaces(
                 continue
             check()
             start = tuple(off[a] + box[a].start for a in range(3))
-            s = mask_surface(comp[box] == i, affine, kind="lesion", lesion_id=i, offset_zyx=start, **opts)  # type: ignore[arg-type]
+            s = mask_surface(comp[box] == i, affine, kind="lesion", lesion_id=i,  # type: ignore[arg-type]
+                             offset_zyx=start, **opts)
             if s is not None:
                 yield s
 
@@ -280,10 +281,14 @@ def label_surfaces(labels: np.ndarray, affine: np.ndarray, **kwargs: object) -> 
 
 
 def label_world_bounds(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Patient-mm bounds (min, max) of the *outer faces* of the voxels of ``mask`` (half a voxel past the centres)."""
-    box = ndimage.find_objects(np.asarray(mask, dtype=np.uint8))[0]
-    lo = np.array([box[2].start, box[1].start, box[0].start], dtype=np.float64) - 0.5
-    hi = np.array([box[2].stop, box[1].stop, box[0].stop], dtype=np.float64) - 0.5
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    world = corners @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
-    return world.min(axis=0), world.max(axis=0)
+    """Patient-mm bounds (min, max) of the voxels of ``mask``: their centres, widened by half a voxel.
+
+    For an axis-aligned affine these are the voxels' outer faces; a surface of the mask lies within
+    about one voxel of them whatever the affine's rotation.
+    """
+    a = np.asarray(affine, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    edge = m & ~ndimage.binary_erosion(m)  # only the outer voxels can reach the bounds
+    centres = np.argwhere(edge)[:, ::-1].astype(np.float64) @ a[:3, :3].T + a[:3, 3]
+    half = 0.5 * np.abs(a[:3, :3]).sum(axis=1)
+    return centres.min(axis=0) - half, centres.max(axis=0) + half

@@ -109,8 +109,8 @@ class ResectionPlan:
             raise PlanError(f"resection plan is malformed: {exc}") from None
 
     @classmethod
-    def through_centre(cls, labels: np.ndarray, affine: np.ndarray, normal: tuple[float, float, float] = (1.0, 0.0, 0.0),
-                       **kwargs: Any) -> "ResectionPlan":
+    def through_centre(cls, labels: np.ndarray, affine: np.ndarray,
+                       normal: tuple[float, float, float] = (1.0, 0.0, 0.0), **kwargs: Any) -> "ResectionPlan":
         """A plane through the liver's centre of mass (a starting plane for the studio)."""
         idx = np.argwhere(np.asarray(labels) >= Label.LIVER)
         if idx.size == 0:
@@ -186,7 +186,9 @@ def resected_mask(labels: np.ndarray, affine: np.ndarray, plan: ResectionPlan) -
     return out
 
 
-def evaluate_plan(labels: np.ndarray, affine: np.ndarray, plan: ResectionPlan, *, touch_mm: float | None = None) -> ResectionResult:
+def evaluate_plan(
+    labels: np.ndarray, affine: np.ndarray, plan: ResectionPlan, *, touch_mm: float | None = None
+) -> ResectionResult:
     """Split the liver of ``labels`` (uint8 z, y, x; ``affine`` index (x, y, z) -> RAS) by ``plan``."""
     lab = np.asarray(labels)
     if lab.ndim != 3:

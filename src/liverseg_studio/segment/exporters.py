@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
+import importlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -72,6 +74,8 @@ FILE_FORMAT = {
     "dicom_seg": "seg",
     "report": "report",
 }
+#: Formats written by modules of their own: name -> module with skipped(), planned(), write() (file key = format)
+EXTRA_FORMATS = dict.fromkeys(("mesh", "mesh-stl", "mesh-obj", "mesh-ply", "plan"), f"{__package__}.export_mesh")
 
 
 class ExportError(LiversegError):
@@ -100,23 +104,8 @@ _SEGMENTS = (
     ),
 )
 
-_IMAGE_SUFFIXES = (
-    ".nii.gz",
-    ".nii",
-    ".mrc.gz",
-    ".mrc",
-    ".map",
-    ".dcm",
-    ".dicom",
-    ".ima",
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".gz",
-)
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mrc.gz", ".mrc", ".map", ".dcm", ".dicom", ".ima", ".png", ".jpg", ".jpeg",
+                   ".tif", ".tiff", ".bmp", ".gz")
 
 
 # -- names ----------------------------------------------------------------------
@@ -190,8 +179,8 @@ def normalise_formats(formats: str | Iterable[str] | None, *, notes: list[str] |
                 extra = " (the slice overlay PNG is 'overlay')" if f == "nifti" else ""
                 notes.append(f"export name {f!r} is deprecated: use {new!r}{extra}")
             f = new
-        if f not in FORMATS:
-            raise LiversegError(f"unknown export format {item.strip()!r} (known: {', '.join(FORMATS)})")
+        if f not in FORMATS and f not in EXTRA_FORMATS:
+            raise LiversegError(f"unknown export format {item.strip()!r} (known: {', '.join(FORMATS)}, mesh, plan)")
         if f not in out:
             out.append(f)
     if not out:
@@ -220,6 +209,8 @@ def planned_outputs(volume: Volume, name: str, out_dir: str | Path, formats: Ite
         plan["dicom_seg"] = out / f"{name}_seg.dcm"
     if "montage" in fm:
         plan["montage"] = out / f"{name}_montage.png"
+    for f in (f for f in fm if f in EXTRA_FORMATS):
+        plan.update(_extra(f).planned(volume, name, out, f))
     if "report" in fm:
         plan["report"] = out / f"{name}_report.json"
     return plan
@@ -233,7 +224,12 @@ def skipped_formats(volume: Volume, formats: Iterable[str]) -> dict[str, str]:
         skipped["overlay"] = "a volume: the overlay PNG is for single slices (use montage)"
     if "seg" in fm and not is_dicom(volume):
         skipped["seg"] = "the input is not DICOM"
+    skipped.update({f: why for f in fm if f in EXTRA_FORMATS and (why := _extra(f).skipped(volume, f))})
     return skipped
+
+
+def _extra(fmt: str) -> Any:
+    return importlib.import_module(EXTRA_FORMATS[fmt])
 
 
 # -- display helpers ------------------------------------------------------------------
@@ -707,6 +703,10 @@ def export_result(
         writers["dicom_seg"] = lambda tmp: seg_dataset.save_as(str(tmp), enforce_file_format=True)
     if "montage" in plan:
         writers["montage"] = lambda tmp: _pil_save(montage_image(result), tmp)
+    for f in (f for f in normalise_formats(list(formats)) if f in EXTRA_FORMATS):  # mesh, plan
+        for key in _extra(f).planned(result.volume, name, out, f):
+            writers[key] = functools.partial(_extra(f).write, result, key, f, dest=plan[key], notes=notes,
+                                             overwrite=overwrite)
     if "report" in plan:
 
         def _report(tmp: Path) -> None:
@@ -730,7 +730,7 @@ def export_result(
                     one.__exit__(type(exc), exc, exc.__traceback__)  # removes this temporary file only
                 except (LiversegError, OSError) as clearer:  # atomic_output names the file
                     error = clearer
-                _failed(FILE_FORMAT[key], error)
+                _failed(FILE_FORMAT.get(key, key), error)
                 continue
             done.append(key)
         # leaving the stack renames every complete temporary file into place

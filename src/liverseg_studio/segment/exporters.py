@@ -52,6 +52,7 @@ from liverseg_studio.core.errors import LiversegError
 from liverseg_studio.core.io import atomic_output, check_can_write
 from liverseg_studio.core.volume import Intensity, Label, Volume
 from liverseg_studio.segment.pipeline import SegmentationResult
+from liverseg_studio.segment import seg_multiframe
 
 SOFTWARE_NAME = "LiverSeg Studio"
 FORMATS = ("mask", "overlay", "montage", "seg", "report")
@@ -419,10 +420,9 @@ def _source_files(volume: Volume) -> list[Path]:
 
 
 def _frames_for_sources(volume: Volume, sources: list[Any]) -> list[int]:
-    """The volume slice of each source image, from its ImagePositionPatient and the volume affine."""
-    for ds in sources:
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1:
-            raise LiversegError("DICOM SEG export supports single-frame source images only")
+    """The volume slice of each source image (frame), from its ImagePositionPatient and the volume affine."""
+    if seg_multiframe.is_multiframe_source(sources):  # enhanced / legacy-converted CT: one plane per frame
+        return seg_multiframe.slices_for_frames(volume, sources[0])
     if len(sources) == 1 and volume.n_slices == 1:
         return [0]  # one image: nothing to place
     inv = np.linalg.inv(volume.affine)

@@ -125,6 +125,10 @@ def _clean_text_values(ds: Any) -> bool:
 
 def has_pixel_geometry(ds: Any) -> bool:
     """Whether ``ds`` says where its pixels are: position, orientation and pixel spacing."""
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:  # enhanced CT: per frame, in functional groups
+        from liverseg_studio.segment.seg_multiframe import has_frame_geometry
+
+        return has_frame_geometry(ds)
     try:
         return (
             len(ds.ImagePositionPatient) == 3
@@ -158,6 +162,12 @@ def mend_sources(
             f"{label}: {missing} of {len(mended)} source image(s) have no pixel geometry "
             "(ImagePositionPatient, ImageOrientationPatient, PixelSpacing): a DICOM SEG cannot place its frames"
         )
+
+    if len(mended) == 1 and int(getattr(mended[0], "NumberOfFrames", 1) or 1) > 1:  # functional groups
+        from liverseg_studio.segment.seg_multiframe import shorten_decimal_strings
+
+        if shorten_decimal_strings(mended[0]):
+            notes.append("decimal strings longer than 16 characters shortened in the multi-frame source's header")
 
     # -- character set
     known = _known_character_sets()

@@ -2,7 +2,11 @@
 
 ``Volume.array = data.T`` (nibabel's (x, y, z) -> our (z, y, x)) and
 ``Volume.affine = img.affine``, so a mask written back as
-``Nifti1Image(mask.T, volume.affine)`` matches the input exactly.  Values are
+``Nifti1Image(mask.T, volume.affine)`` matches the input exactly; the input's
+header is kept in ``meta["nifti_header"]`` so the mask keeps its shape (4D with
+t = 1 included), qform, sform and their codes (:mod:`segment.export_nifti`).
+When both the qform and the sform are set and disagree, the sform is used and
+``meta["warning"]`` says so.  Values are
 taken as HU after the header's scl_slope/scl_inter.
 
 A 2D image (x, y) becomes one slice; a 4D image is accepted only when every
@@ -77,6 +81,32 @@ def _raw_voxel_size_missing(path: Path) -> bool:
     except (OSError, EOFError, struct.error):
         return False
     return qcode == 0 and scode == 0 and any(not d > 0 for d in pixdim[1:4])
+
+
+#: qform and sform further apart than this (mm, in any matrix element) disagree.
+QFORM_SFORM_TOLERANCE_MM = 1e-3
+
+
+def qform_sform_disagreement(img: Any) -> str | None:
+    """A warning when both the qform and the sform are set and place the voxels differently, saying which is used."""
+    hdr = img.header
+    try:
+        qform, qcode = hdr.get_qform(coded=True)
+        sform, scode = hdr.get_sform(coded=True)
+    except Exception:  # noqa: BLE001 - a broken form is reported elsewhere
+        return None
+    if not qcode or not scode or qform is None or sform is None:
+        return None
+    diff = float(np.max(np.abs(np.asarray(qform) - np.asarray(sform))))
+    if not diff > QFORM_SFORM_TOLERANCE_MM:
+        return None
+    zq = ", ".join(f"{v:.4g}" for v in np.linalg.norm(np.asarray(qform)[:3, :3], axis=0))
+    zs = ", ".join(f"{v:.4g}" for v in np.linalg.norm(np.asarray(sform)[:3, :3], axis=0))
+    return (
+        f"qform (code {int(qcode)}, voxel {zq} mm) and sform (code {int(scode)}, voxel {zs} mm) disagree "
+        f"by up to {diff:.4g} mm: the sform was used (as the NIfTI standard and nibabel do); "
+        "volumes depend on it, check the header"
+    )
 
 
 #: Bytes decompressed per step while a .nii.gz is copied into its temporary file.
@@ -274,6 +304,10 @@ def load(path: Path, options) -> Volume:
         affine = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # noqa: BLE001
         raise LoaderError(path, f"broken NIfTI geometry: {exc}") from None
+    meta["nifti_header"] = img.header.copy()  # the mask is written with it (segment.export_nifti)
+    disagree = qform_sform_disagreement(img)
+    if disagree:
+        meta["warning"] = disagree
     spacing_known = True
     if _raw_voxel_size_missing(path):
         affine, spacing_known = np.eye(4), False

@@ -52,6 +52,7 @@ from liverseg_studio.core.errors import LiversegError
 from liverseg_studio.core.io import atomic_output, check_can_write
 from liverseg_studio.core.volume import Intensity, Label, Volume
 from liverseg_studio.segment.pipeline import SegmentationResult
+from liverseg_studio.segment.export_nifti import nifti_mask_image, save_nifti_mask, write_nifti_mask  # noqa: F401
 from liverseg_studio.segment import seg_multiframe
 
 SOFTWARE_NAME = "LiverSeg Studio"
@@ -282,40 +283,7 @@ def _orient(img: np.ndarray, how: tuple[bool, bool, bool]) -> np.ndarray:
 
 # -- writers --------------------------------------------------------------------
 def _nifti_image(result: SegmentationResult) -> Any:
-    import nibabel as nib
-
-    vol = result.volume
-    labels = np.asarray(result.labels, dtype=np.uint8)
-    img = nib.Nifti1Image(labels.T, vol.affine)
-    hdr = img.header
-    hdr.set_data_dtype(np.uint8)
-    code = 1 if vol.spacing_known else 0
-    img.set_qform(vol.affine, code=code)
-    img.set_sform(vol.affine, code=code)
-    if vol.spacing_known:
-        hdr.set_xyzt_units("mm")
-    hdr.set_intent("label", name="labels")
-    hdr["descrip"] = b"liverseg labels 0=background 1=liver 2=liver tumour"
-    hdr["cal_min"], hdr["cal_max"] = 0, 2
-    ext = {
-        "software": f"{SOFTWARE_NAME} {__version__}",
-        "labels": LABEL_TABLE,
-        "colours": {str(int(k)): list(v) for k, v in LABEL_COLOURS.items()},
-        "model": result.model.to_json(),
-        "source": vol.source,
-    }
-    hdr.extensions.append(nib.nifti1.Nifti1Extension("comment", json.dumps(ext).encode("utf-8")))
-    return img
-
-
-def write_nifti_mask(result: SegmentationResult, path: str | Path, *, overwrite: bool = False) -> Path:
-    """``<name>_mask.nii.gz`` with the input's shape and affine."""
-    import nibabel as nib
-
-    img = _nifti_image(result)
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        nib.save(img, str(tmp))
-    return Path(path)
+    return nifti_mask_image(result)  # segment.export_nifti: the input's header kept exactly
 
 
 def _save_png(arr: np.ndarray, path: str | Path, overwrite: bool) -> Path:
@@ -687,12 +655,7 @@ def export_result(
                 warnings.append(f"seg: {r}")
     if "mask_nifti" in plan:
 
-        def _nii(tmp: Path) -> None:
-            import nibabel as nib
-
-            nib.save(_nifti_image(result), str(tmp))
-
-        writers["mask_nifti"] = _nii
+        writers["mask_nifti"] = lambda tmp: save_nifti_mask(result, tmp)
     if "mask_png" in plan:
         writers["mask_png"] = lambda tmp: _pil_save(np.asarray(result.labels[0], dtype=np.uint8), tmp)
     if "overlay_png" in plan:

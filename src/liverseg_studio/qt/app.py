@@ -36,8 +36,11 @@ def create_app(argv: Sequence[str] | None = None) -> "QApplication":
 
 def create_window() -> "MainWindow":
     from liverseg_studio.qt.main_window import MainWindow
+    from liverseg_studio.qt.view3d.studio import install_view3d
 
-    return MainWindow()
+    window = MainWindow()
+    install_view3d(window)  # the 3D view and resection dock (issue 25)
+    return window
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:

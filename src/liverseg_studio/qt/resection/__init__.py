@@ -1,0 +1,1 @@
+"""Virtual resection and the future liver remnant (issue 25)."""

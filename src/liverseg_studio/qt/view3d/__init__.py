@@ -1,0 +1,1 @@
+"""3D view of the liver and its lesions (issue 25)."""

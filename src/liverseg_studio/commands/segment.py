@@ -27,6 +27,7 @@ from liverseg_studio.commands.common import (
     non_negative_float,
     positive_int,
 )
+from liverseg_studio.commands import series_choice
 from liverseg_studio.commands.info import add_load_options, load_options
 from liverseg_studio.core.signals import sigterm_as_interrupt
 
@@ -108,6 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_load_options(p)
+    series_choice.add_options(p)
     p.set_defaults(func=run)
 
 
@@ -197,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     for path in skipped:
         print(f"skipping {path}: named like a liverseg output", file=sys.stderr)
     names = unique_names(inputs)
-    options = load_options(args)
+    inputs, names, per_input = series_choice.expand(args, inputs, names, load_options(args))
     backend = load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
     print(f"engine: {engine_summary(backend)}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,14 +217,16 @@ def run(args: argparse.Namespace) -> int:
             prefix = f"[{i}/{len(inputs)}] {path}" if len(inputs) > 1 else str(path)
             try:
                 t0 = time.perf_counter()
-                volume = pm.loaders.load(path, options)
+                volume = pm.loaders.load(path, per_input[i - 1])
                 load_s = time.perf_counter() - t0
                 plan = planned_outputs(volume, name, out_dir, formats)
                 check_can_write(plan.values(), overwrite=args.overwrite)
                 src = path.resolve()
                 if any(p.resolve() == src for p in plan.values()):
                     raise LiversegError(f"{path}: an output would replace the input; choose another --out")
-                notes = []
+                notes = [volume.meta["series_choice"]] if volume.meta.get("series_choice") else []
+                for line in notes:  # which series of a study folder, and why
+                    print(f"{prefix}: {line}", file=err)
                 if volume.meta.get("warning"):
                     notes.append(f"loader warning: {volume.meta['warning']}")
                     print(f"{prefix}: warning: {volume.meta['warning']}", file=err)

@@ -49,7 +49,7 @@ def _sources() -> list[Path]:
 
 
 def base_series(folder: Path, *, series_uid: str | None = None, description: str = "PORTAL VENOUS 1.6 mm",
-                hu_shift: int = 0, series_number: int = 3, twelve_bit: bool = False) -> list[Path]:
+                hu_shift: int = 0, series_number: int = 3, twelve_bit: bool = False, prefix: str = "IM") -> list[Path]:
     """The uncompressed 256 x 256 subset in ``folder`` (one file per slice); returns the paths.
 
     ``twelve_bit`` stores ``HU + 1024`` unsigned in 12 bits (intercept -1024), as JPEG Extended needs.
@@ -84,7 +84,7 @@ def base_series(folder: Path, *, series_uid: str | None = None, description: str
         for kw in ("WindowCenter", "WindowWidth"):  # "0" width is invalid
             if kw in ds:
                 del ds[kw]
-        path = folder / f"IM{k:04d}"
+        path = folder / f"{prefix}{k:04d}"
         ds.save_as(path, enforce_file_format=True)
         out.append(path)
     return out
@@ -162,15 +162,16 @@ def scout(folder: Path, *, study_uid: str, frame_uid: str) -> list[Path]:
 
 
 def study_folder(root: Path) -> dict[str, str]:
-    """A study as a PACS delivers it: a scout, an arterial and a portal-venous series (same study, frame of
-    reference), in one folder tree.  Returns ``{"arterial": uid, "venous": uid, "scout": uid}``."""
+    """A study as a PACS export delivers it: a scout, an arterial and a portal-venous series (same study and
+    frame of reference), their files side by side in one folder.  Returns ``{"arterial": uid, "venous": uid,
+    "scout": uid}``."""
     import pydicom
 
-    art = base_series(root / "s2", description="ARTERIAL 1.6 mm", hu_shift=40, series_number=2)
-    ven = base_series(root / "s3", description="PORTAL VENOUS 1.6 mm", series_number=3)
+    art = base_series(root, description="ARTERIAL 1.6 mm", hu_shift=40, series_number=2, prefix="ART")
+    ven = base_series(root, description="PORTAL VENOUS 1.6 mm", series_number=3, prefix="PV")
     first = pydicom.dcmread(art[0], stop_before_pixels=True)
     study, frame = str(first.StudyInstanceUID), str(first.FrameOfReferenceUID)
-    sc = scout(root / "s1", study_uid=study, frame_uid=frame)
+    sc = scout(root, study_uid=study, frame_uid=frame)
     return {
         "arterial": str(first.SeriesInstanceUID),
         "venous": str(pydicom.dcmread(ven[0], stop_before_pixels=True).SeriesInstanceUID),

@@ -21,7 +21,7 @@ from liverseg_studio.core.errors import LiversegError
 #: Modules of the optional ``train`` extra: a missing one is a set-up matter, not a bug.
 TRAIN_EXTRA_MODULES = frozenset({"torch", "torchvision", "fastai", "onnx", "onnxscript", "safetensors", "matplotlib"})
 
-COMMANDS = ("plugins", "info", "prepare", "segment", "cohort", "train", "evaluate", "export", "bench")
+COMMANDS = ("plugins", "info", "prepare", "segment", "cohort", "train", "evaluate", "export", "bench", "pacs", "listen")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from liverseg_studio.commands.common import (
     positive_int,
 )
 from liverseg_studio.commands import series_choice
+from liverseg_studio.commands import pacs
 from liverseg_studio.commands.info import add_load_options, load_options
 from liverseg_studio.core.signals import sigterm_as_interrupt
 
@@ -63,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="segment liver and tumours in CT volumes or slices; write masks, DICOM SEG, montage, report",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (a folder of inputs is a batch)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files or folders (a folder of inputs is a batch), or pacs://NODE/STUDY_UID[/SERIES_UID]")
     p.add_argument("--out", "-o", required=True, metavar="OUT_DIR", help="output folder (created if missing)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: resources/models/default)")
     p.add_argument(
@@ -109,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_load_options(p)
+    pacs.add_segment_options(p)
     series_choice.add_options(p)
     p.set_defaults(func=run)
 
@@ -195,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         raise LiversegError(f"{out_dir}: --out must be a folder")
     pm = get_plugin_manager()
     skipped: list[Path] = []
-    inputs = expand_inputs(list(args.inputs), pm.loaders, out_dir, skipped)
+    inputs = expand_inputs(pacs.resolve_segment_inputs(args), pm.loaders, out_dir, skipped)
     for path in skipped:
         print(f"skipping {path}: named like a liverseg output", file=sys.stderr)
     names = unique_names(inputs)
@@ -207,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
     failures: list[tuple[Path, str]] = []
     export_failures: list[str] = []  # "PATH: FORMAT not written: why", one per failed format
     internal_error = False
+    seg_paths: list[Path] = []  # sent to --store-to at the end
     total_slices = 0
     total_inference = 0.0
     done = 0
@@ -263,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
                     notes=notes,
                 )
                 written = outcome.written
+                seg_paths.extend([written["dicom_seg"]] if "dicom_seg" in written else [])
                 for warning in outcome.warnings:
                     print(f"{prefix}: warning: {warning}", file=err)
                 for fmt, why in outcome.skipped.items():
@@ -332,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"    FAILED {why}")
     for why in export_failures:
         print(f"    FAILED {why}")
+    pacs.store_segment_outputs(args, seg_paths)
     if internal_error:
         return 1
     return 2 if failures or export_failures else 0

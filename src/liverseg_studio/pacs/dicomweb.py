@@ -24,6 +24,8 @@ from liverseg_studio.pacs.model import (
 )
 
 T = TypeVar("T")
+#: results per QIDO-RS page
+PAGE = 500
 
 
 def dataset_bytes(ds: Dataset) -> bytes:
@@ -73,6 +75,20 @@ class WebClient:
     def _datasets(items: list[dict]) -> list[Dataset]:
         return [Dataset.from_json(item) for item in items]
 
+    def _search(self, what: str, fn: Callable[..., list[dict]], key: str, **kwargs: Any) -> list[dict]:
+        """Every match, page by page (offset); stops at a page that adds nothing new (some servers
+        ignore ``offset`` with some filters, and dicomweb-client's ``get_remaining`` then never ends)."""
+        out: dict[str, dict] = {}
+        for _page in range(1000):
+            page = self._call(what, fn, offset=len(out), limit=PAGE, **kwargs) or []
+            before = len(out)
+            for item in page:
+                uid = (item.get(key) or {}).get("Value", [""])[0]
+                out.setdefault(uid or str(len(out)), item)
+            if len(page) < PAGE or len(out) == before:
+                break
+        return list(out.values())
+
     def find_studies(self, query: Query) -> list[StudyInfo]:
         filters = {
             "PatientID": query.patient_id,
@@ -84,19 +100,19 @@ class WebClient:
         }
         filters = {k: v for k, v in filters.items() if v}
         fields = ["PatientID", "PatientName", "StudyDate", "AccessionNumber", "StudyDescription", "ModalitiesInStudy"]
-        found = self._call("a study query", self.client.search_for_studies, search_filters=filters, fields=fields,
-                           get_remaining=True)
+        found = self._search("a study query", self.client.search_for_studies, "0020000D", search_filters=filters,
+                             fields=fields)
         return [s for s in (study_from(d) for d in self._datasets(found)) if s.study_uid]
 
     def find_series(self, study_uid: str) -> list[SeriesInfo]:
         fields = ["Modality", "SeriesDescription", "SeriesNumber", "NumberOfSeriesRelatedInstances"]
-        found = self._call("a series query", self.client.search_for_series, study_instance_uid=study_uid,
-                           fields=fields, get_remaining=True)
+        found = self._search("a series query", self.client.search_for_series, "0020000E",
+                             study_instance_uid=study_uid, fields=fields)
         return [series_from(d, study_uid) for d in self._datasets(found) if text(d, "SeriesInstanceUID")]
 
     def find_instances(self, study_uid: str, series_uid: str) -> list[str]:
-        found = self._call("an instance query", self.client.search_for_instances, study_instance_uid=study_uid,
-                           series_instance_uid=series_uid, get_remaining=True)
+        found = self._search("an instance query", self.client.search_for_instances, "00080018",
+                             study_instance_uid=study_uid, series_instance_uid=series_uid)
         return sorted({text(d, "SOPInstanceUID") for d in self._datasets(found)} - {""})
 
     def retrieve(

@@ -53,6 +53,17 @@ def _transfer_syntaxes() -> list[str]:
     return list(ALL_TRANSFER_SYNTAXES)
 
 
+def _unreachable(host: str, port: int, timeout: float) -> str:
+    """Why a TCP connection to ``host:port`` fails ('' if it opens): tells "unreachable" from "aborted"."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return ""
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def _status(ds: Dataset | None) -> int | None:
     return int(ds.Status) if ds is not None and "Status" in ds else None
 
@@ -91,14 +102,18 @@ class DimseClient:
                     f"{n.describe()} refused the association for {what} (called AE {n.ae_title!r}, "
                     f"calling AE {self.local.ae_title!r}: check both AE titles on the PACS)"
                 )
-            if assoc.is_aborted:
-                raise PacsError(f"{n.describe()} aborted the association for {what}")
-            raise PacsError(f"cannot reach {n.describe()} for {what} (no connection)")
+            why = _unreachable(n.host, n.port, min(n.timeout_s, 5.0))
+            if why:
+                raise PacsError(f"cannot reach {n.describe()} for {what} ({why})")
+            raise PacsError(f"{n.describe()} aborted the association for {what}")
         try:
             yield assoc
-        finally:
+        except BaseException:  # Ctrl-C, cancel, an error: drop the association at once
             if assoc.is_established:
-                assoc.release()
+                assoc.abort()
+            raise
+        if assoc.is_established:
+            assoc.release()
 
     def _check_context(self, assoc: Any, abstract: str, what: str) -> None:
         if not any(cx.abstract_syntax == abstract for cx in assoc.accepted_contexts):

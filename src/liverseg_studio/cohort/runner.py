@@ -309,7 +309,9 @@ def run_cohort(
     out_dir = Path(config.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise LiversegError(f"{out_dir}: --out must be a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from liverseg_studio.core.io import prepare_output_dir
+
+    prepare_output_dir(out_dir)  # cannot create, read-only, full: one line, before any inference
     summary = CohortSummary(total=len(studies), table=out_dir / TABLE_NAME)
     with folder_lock(out_dir), sigterm_as_interrupt():
         sweep_dead_temps(out_dir)

@@ -177,7 +177,7 @@ def _fmt_ml(value: float | None, voxels: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from liverseg_studio.core.errors import LiversegError
-    from liverseg_studio.core.io import check_can_write
+    from liverseg_studio.core.io import check_can_write, check_free_space, output_bytes_needed, prepare_output_dir
     from liverseg_studio.plugins.manager import get_plugin_manager
     from liverseg_studio.segment.exporters import (
         DEFAULT_FORMATS,
@@ -203,9 +203,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipping {path}: named like a liverseg output", file=sys.stderr)
     names = unique_names(inputs)
     inputs, names, per_input = series_choice.expand(args, inputs, names, load_options(args))
+    prepare_output_dir(out_dir)  # cannot create, read-only, full: one line, before any inference
     backend = load_backend(pm, args.backend, args.model, threads=args.threads, trust_pickle=args.trust_pickle)
     print(f"engine: {engine_summary(backend)}", file=sys.stderr)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     failures: list[tuple[Path, str]] = []
     export_failures: list[str] = []  # "PATH: FORMAT not written: why", one per failed format
@@ -225,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 load_s = time.perf_counter() - t0
                 plan = planned_outputs(volume, name, out_dir, formats)
                 check_can_write(plan.values(), overwrite=args.overwrite)
+                check_free_space(out_dir, output_bytes_needed(volume))
                 src = path.resolve()
                 if any(p.resolve() == src for p in plan.values()):
                     raise LiversegError(f"{path}: an output would replace the input; choose another --out")

@@ -36,12 +36,89 @@ class OutputExistsError(LiversegError):
         super().__init__(f"{self.path}: output exists (use --overwrite to replace it)")
 
 
+def os_error_reason(exc: BaseException) -> str:
+    """The operating system's reason for ``exc`` on one line, without any traceback.
+
+    Libraries re-raise OSErrors with their own text (pydicom puts a whole
+    traceback into the message of a ``type(exc)(msg) from exc``): the first
+    OSError with a ``strerror`` in the cause chain gives the reason.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.strerror:
+            return str(e.strerror)
+        e = e.__cause__ or e.__context__
+    text = str(exc).split("Traceback (most recent call last)")[0]
+    text = text.split("\n", 1)[0]
+    return " ".join(text.split()) or type(exc).__name__
+
+
 class OutputWriteError(LiversegError):
     """An output could not be written (e.g. the disk is full); nothing partial is left behind."""
 
-    def __init__(self, path: Path, exc: OSError) -> None:
+    def __init__(self, path: Path, exc: BaseException) -> None:
         self.path = Path(path)
-        super().__init__(f"{path}: cannot write: {exc.strerror or exc}")
+        super().__init__(f"{path}: cannot write: {os_error_reason(exc)}")
+
+
+class OutputFolderError(LiversegError):
+    """The output folder cannot be created or written to, or has too little free space."""
+
+
+#: Free space an output folder needs before a run starts.
+MIN_FREE_BYTES = 64 * 1024**2
+
+
+def prepare_output_dir(folder: os.PathLike[str] | str, *, need_bytes: int = MIN_FREE_BYTES) -> Path:
+    """Create ``folder`` (with parents) and check, before any long work, that files can be written there.
+
+    Raises :class:`OutputFolderError` with one line (no traceback) when it cannot be created
+    (read-only file system, permission, a file in the way), cannot be written to (a probe
+    file is created and removed), or has less than ``need_bytes`` free.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out}: the output path exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFolderError(f"{out}: cannot create the output folder: {os_error_reason(exc)}") from None
+    probe = temp_path_for(out / "probe")
+    try:
+        with open(probe, "xb") as fh:
+            fh.write(b"0")
+    except OSError as exc:
+        raise OutputFolderError(f"{out}: cannot write in the output folder: {os_error_reason(exc)}") from None
+    finally:
+        _unlink_quietly(probe)
+    check_free_space(out, need_bytes)
+    return out
+
+
+def output_bytes_needed(volume: object) -> int:
+    """A generous bound on the bytes one input's outputs take: half a byte per voxel plus :data:`MIN_FREE_BYTES`."""
+    shape = getattr(volume, "shape", (0,))
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n // 2 + MIN_FREE_BYTES
+
+
+def check_free_space(folder: os.PathLike[str] | str, need_bytes: int) -> None:
+    """Raise :class:`OutputFolderError` when ``folder``'s file system has less than ``need_bytes`` free."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell: the writes will say
+    if free < need_bytes:
+        raise OutputFolderError(
+            f"{folder}: not enough free space for the outputs ({free / 1024**2:.0f} MB free, "
+            f"about {need_bytes / 1024**2:.0f} MB needed); free some space or choose another --out"
+        )
 
 
 def temp_path_for(path: os.PathLike[str] | str) -> Path:

@@ -49,7 +49,7 @@ import numpy as np
 from liverseg_studio import __version__
 from liverseg_studio.core.colours import LABEL_COLOURS, LABEL_NAMES, overlay_rgb
 from liverseg_studio.core.errors import LiversegError
-from liverseg_studio.core.io import atomic_output, check_can_write
+from liverseg_studio.core.io import atomic_output, check_can_write, os_error_reason
 from liverseg_studio.core.volume import Intensity, Label, Volume
 from liverseg_studio.segment.pipeline import SegmentationResult
 from liverseg_studio.segment.export_nifti import nifti_mask_image, save_nifti_mask, write_nifti_mask  # noqa: F401
@@ -637,7 +637,9 @@ def export_result(
 
     def _failed(fmt: str, exc: BaseException) -> None:
         why = str(exc) if isinstance(exc, LiversegError) else f"{type(exc).__name__}: {exc}"
-        why = " ".join(why.split())  # one line
+        if isinstance(exc, OSError):  # pydicom puts a traceback in the message: the OS's reason only
+            why = f"cannot write: {os_error_reason(exc)}"
+        why = " ".join(why.split("Traceback (most recent call last)")[0].split())  # one line
         notes.append(f"{fmt} not written: {why}")
         failures[fmt] = why
 

@@ -30,7 +30,7 @@ def bench_cohort(
     studies: int = 4,
     slices: int = 4,
     size: int = 512,
-    backend: str = "onnx",
+    backend: str = "auto",
     model: str | None = None,
     workers: tuple[int, ...] = (1, 2),
     threads: int = 1,
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--studies", type=int, default=4)
     p.add_argument("--slices", type=int, default=4)
     p.add_argument("--size", type=int, default=512)
-    p.add_argument("--backend", default="onnx")
+    p.add_argument("--backend", default="auto", help="default auto: the default engine, as for segment")
     p.add_argument("--model", default=None)
     p.add_argument("--threads-per-worker", type=int, default=1)
     p.add_argument("--settle", type=float, default=30.0, help="seconds to wait after taking the lock (default 30)")

@@ -27,8 +27,10 @@ from liverseg_studio.commands.common import (
     positive_int,
 )
 from liverseg_studio.commands.info import add_load_options, load_options
+from liverseg_studio.plugins.registry import AUTO_BACKEND
 
-DEFAULT_BACKEND = "onnx"
+#: "auto": the default engine, as for ``liverseg segment`` and the studio (``BackendRegistry.default_name``).
+DEFAULT_BACKEND = AUTO_BACKEND
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -53,7 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, or CSV files with a 'path' column")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (cohort.csv and the outputs)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: resources/models/default)")
-    p.add_argument("--backend", default=DEFAULT_BACKEND, metavar="NAME", help=f"backend (default {DEFAULT_BACKEND})")
+    p.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        metavar="NAME",
+        help="backend (default auto: the default engine, as for segment and the studio: openvino, else onnx)",
+    )
     p.add_argument(
         "--export",
         type=_formats,

@@ -2,8 +2,8 @@
 
 ``make screenshots`` runs this under Xvfb (or Qt's offscreen platform when
 Xvfb is missing).  It drives the real window: the start screen, then the
-sample case (LiTS case 117) segmented with the default model through the onnx
-backend, or with the ``threshold`` example backend while no default model is
+sample case (LiTS case 117) segmented with the default model through the default
+engine (``BackendRegistry.default_name``), or with the ``threshold`` example backend while no default model is
 installed (the image and the report then say so).  Settings go to a temporary
 file, never the user's.
 """
@@ -120,7 +120,8 @@ def take_screenshots(out_dir: Path, backend: str | None = None) -> list[Path]:
         raise SystemExit(f"could not open the sample case: {args[0].error if args else 'timeout'}")
     names = window.manager.backends.names()
     if backend is None:
-        backend = "onnx" if default_model_dir() is not None and "onnx" in names else "threshold"
+        default = window.manager.backends.default_name()  # the default engine, as everywhere
+        backend = default if default_model_dir() is not None and default else "threshold"
     if backend not in names:
         raise SystemExit(f"backend {backend!r} is not installed (available: {', '.join(names)})")
     window.set_backend(backend)
@@ -165,7 +166,7 @@ def take_screenshots(out_dir: Path, backend: str | None = None) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m liverseg_studio.qt.screenshots", description=__doc__)
     parser.add_argument("out_dir", nargs="?", default="docs/screenshots", type=Path)
-    parser.add_argument("--backend", default=None, help="backend to segment with (default: onnx with the "
+    parser.add_argument("--backend", default=None, help="backend to segment with (default: the default engine with the "
                         "default model, else threshold)")
     args = parser.parse_args(argv)
     take_screenshots(args.out_dir, args.backend)

@@ -11,6 +11,7 @@ How a surface is made (:func:`mask_surface`):
 3. vertices go from voxel index ``(z, y, x)`` through ``Volume.affine`` (index ``(x, y, z)`` ->
    RAS mm) into patient coordinates; faces are oriented so that the normals point outward
    (positive signed volume), whatever the handedness of the affine;
+   (a large object, a liver, is sampled on every second voxel: :data:`LARGE_VOXELS`);
 4. trimesh's Taubin filter smooths without shrinking, and quadric decimation (fast-simplification)
    thins the mesh to ``max_faces``; a decimation that would open the surface is not kept;
 5. the level is refined (bisection on the marching-cubes level) when the enclosed volume differs
@@ -35,6 +36,8 @@ MM3_PER_ML = 1000.0
 _FULL_3D = np.ones((3, 3, 3), dtype=bool)
 #: Coordinate system of every vertex :func:`mask_surface` returns (``Volume.affine`` is RAS).
 COORDINATES = "RAS"
+#: bounding boxes above this many voxels are meshed on every second voxel (then decimated)
+LARGE_VOXELS = 4_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,10 +118,10 @@ def lesion_label_map(labels: np.ndarray) -> tuple[np.ndarray, int, tuple[int, in
     return remap[comp], n, (box[0].start, box[1].start, box[2].start)
 
 
-def _marching_cubes(padded: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def _marching_cubes(padded: np.ndarray, level: float, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     from skimage.measure import marching_cubes
 
-    verts, faces, _normals, _values = marching_cubes(padded, level=level, allow_degenerate=False)
+    verts, faces, _normals, _values = marching_cubes(padded, level=level, step_size=step, allow_degenerate=False)
     return verts, faces.astype(np.int64)
 
 
@@ -178,13 +181,18 @@ def mask_surface(
     if not found or found[0] is None:
         return None
     box = found[0]
-    padded = np.pad(m[box], 1).astype(np.float32)
+    crop = m[box]
+    # large objects (a liver): every second voxel, 4x fewer faces to decimate, and the decimation
+    # of the full-resolution liver surface could pinch it (not watertight, then not kept)
+    step = 2 if max_faces is not None and crop.size > LARGE_VOXELS and crop.sum() > LARGE_VOXELS // 8 else 1
+    # background all round, and the last sample of every axis in it (a step of 2 must not skip it)
+    padded = np.pad(crop, [(1, 1 + (-(n + 1)) % step) for n in crop.shape]).astype(np.float32)
     offset = np.array([s.start for s in box], dtype=np.float64) + np.asarray(offset_zyx, dtype=np.float64) - 1.0
     affine = np.asarray(affine, dtype=np.float64)
     voxel_ml = float(m[box].sum()) * abs(float(np.linalg.det(affine[:3, :3]))) / MM3_PER_ML
 
     def build(level: float) -> tuple[np.ndarray, np.ndarray, float]:
-        v, f = _marching_cubes(padded, level)
+        v, f = _marching_cubes(padded, level, step)
         v, f = _finish(_to_patient(v, offset, affine), f, smooth_iterations, max_faces)
         return v, f, signed_volume_mm3(v, f) / MM3_PER_ML
 

@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml plugins/liverseg-threshold-backend/pyproject.toml plugi
 # non-interactive sudo, `apt-get update` first); never fails: else one line says what to install.
 SYSTEM_DEBS := dicom3tools dcmtk xvfb xauth x11-utils libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0 libegl1 libgl1 \
-	libfontconfig1 libdbus-1-3 orthanc orthanc-dicomweb
+	libfontconfig1 libdbus-1-3 orthanc orthanc-dicomweb libgl1-mesa-dri libglx-mesa0
 system-deps:
 	@missing=$$(for p in $(SYSTEM_DEBS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done | tr '\n' ' '); \

@@ -144,17 +144,15 @@ def _write_mesh_folder(result: Any, ext: str, tmp: Path, dest: Path, notes: list
 
 
 # -- plan ------------------------------------------------------------------------------------
-def _write_plan_mask(result: Any, tmp: Path, dest: Path, notes: list[str]) -> None:
+def plan_mask_image(result: Any, plan: Any) -> tuple[Any, Any]:
+    """(NIfTI image, figures) of ``plan`` applied to ``result``: 1 remnant, 2 tumour, 3 resected liver."""
     import dataclasses
 
     import nibabel as nib
 
-    from liverseg_studio.core.resection import PLAN_LABELS, evaluate_plan, load_plan, plan_label_map
+    from liverseg_studio.core.resection import PLAN_LABELS, evaluate_plan, plan_label_map
     from liverseg_studio.segment.exporters import _nifti_image
 
-    name = dest.name[: -len("_plan_mask.nii.gz")]
-    plan_file = dest.with_name(f"{name}_plan.json")
-    plan = load_plan(plan_file)
     labels = np.asarray(result.labels)
     figures = evaluate_plan(labels, result.volume.affine, plan)
     # the mask's own header (shape, affine, units, intent), with the plan's label table
@@ -165,5 +163,16 @@ def _write_plan_mask(result: Any, tmp: Path, dest: Path, notes: list[str]) -> No
     hdr.extensions.clear()
     ext = {"labels": PLAN_LABELS, "plan": plan.to_json(), "figures": figures.to_json(), "source": result.volume.source}
     hdr.extensions.append(nib.nifti1.Nifti1Extension("comment", json.dumps(ext).encode("utf-8")))
+    return img, figures
+
+
+def _write_plan_mask(result: Any, tmp: Path, dest: Path, notes: list[str]) -> None:
+    import nibabel as nib
+
+    from liverseg_studio.core.resection import load_plan
+
+    name = dest.name[: -len("_plan_mask.nii.gz")]
+    plan_file = dest.with_name(f"{name}_plan.json")
+    img, figures = plan_mask_image(result, load_plan(plan_file))
     nib.save(img, str(tmp))
     notes.append(f"resection plan {plan_file.name}: {figures.summary()}")

@@ -116,5 +116,17 @@ def test_studio_dock_without_gl(qtbot: Any, window: Any, nifti_phantom: Any, mon
     table = window.studio.results.table
     assert table.selectionModel().selectedRows()[0].row() == 0
     assert window.studio.viewer.slice_index == lesion.centroid_slice
+    # Export: the surfaces (one per label and lesion) and the mask with the plan's third value
+    out = nifti_phantom.path.parent / "exports"
+    out.mkdir()
+    info = studio.export_meshes(out / "phantom_mesh", "ply")
+    assert info["coordinates"] == "RAS"
+    assert sorted(p.name for p in (out / "phantom_mesh").iterdir()) == ["lesion_01.ply", "liver.ply", "surfaces.json",
+                                                                       "tumour.ply"]
+    import nibabel as nib
+
+    plan_mask = np.asarray(nib.load(str(studio.export_plan_mask(out / "phantom_plan_mask.nii.gz"))).dataobj).T
+    assert set(np.unique(plan_mask)) == {0, 1, 2, 3}
+    assert studio.mesh_action in window.export_menu.actions()
     # the rest of the studio works as before
     assert window.export("report", str(nifti_phantom.path.parent / "out_report.json")) is not None

@@ -60,6 +60,9 @@ class Studio3D(QObject):
         self.action.setText("3D view and resection")
         self.action.setShortcut(QKeySequence("Ctrl+3"))
         window.view_menu.addAction(self.action)
+        window.export_menu.addSeparator()
+        self.mesh_action = window.export_menu.addAction("3D surfaces (STL, OBJ, PLY)…", self._export_meshes_dialog)
+        self.plan_action = window.export_menu.addAction("Mask with the resection plan…", self._export_plan_dialog)
         self.result: Any = None
         self._stale = False
         self._page_hooked = False
@@ -188,6 +191,78 @@ class Studio3D(QObject):
                 table.selectRow(row)
                 self.window.go_to_slice(int(item.data(Qt.ItemDataRole.UserRole)))
                 return
+
+    # ------------------------------------------------------------------ export
+    def _result_to_export(self) -> Any:
+        editing = getattr(self.window, "editing", None)
+        return editing.export_result(self.result) if editing is not None else self.result
+
+    def export_meshes(self, folder: str | Path, ext: str = "stl", *, overwrite: bool = False) -> dict:
+        """Write ``folder`` (``<name>_mesh``) with one surface per label and lesion (segment.export_mesh)."""
+        from liverseg_studio.core.io import atomic_output
+        from liverseg_studio.segment.export_mesh import write
+        from liverseg_studio.segment.exporters import is_dicom
+
+        if self.result is None:
+            raise ValueError("run a segmentation first")
+        dest = Path(folder)
+        notes: list[str] = []
+        with atomic_output(dest, overwrite=overwrite) as tmp:
+            write(self._result_to_export(), "mesh", f"mesh-{ext}", tmp, dest=dest, notes=notes, overwrite=overwrite)
+        info = {"folder": dest, "notes": notes, "coordinates": "LPS" if is_dicom(self.result.volume) else "RAS"}
+        return info
+
+    def export_plan_mask(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """The mask with the current plan's third value (1 remnant, 2 tumour, 3 resected) as NIfTI."""
+        import nibabel as nib
+
+        from liverseg_studio.core.io import atomic_output
+        from liverseg_studio.segment.export_mesh import plan_mask_image
+
+        plan = None if self.resection is None else self.resection.plan
+        if self.result is None or plan is None:
+            raise ValueError("place a resection plane first")
+        img, _figures = plan_mask_image(self._result_to_export(), plan)
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            nib.save(img, str(tmp))
+        return Path(path)
+
+    def _export_meshes_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+        from liverseg_studio.segment.exporters import output_name
+
+        if self.result is None:
+            self.window.statusBar().showMessage("Nothing to export yet: run a segmentation first.", 4000)
+            return
+        start = Path(str(self.result.volume.source or "segmentation"))
+        path, flt = QFileDialog.getSaveFileName(self.window, "Export 3D surfaces",
+                                                str(start.parent / f"{output_name(start)}_mesh"),
+                                                "STL (*.stl);;OBJ (*.obj);;PLY (*.ply)")
+        if not path:
+            return
+        ext = flt[:3].lower() if flt[:3].lower() in ("stl", "obj", "ply") else "stl"
+        target = Path(path).with_suffix("")
+        try:
+            info = self.export_meshes(target, ext)
+        except Exception as exc:  # noqa: BLE001 - one dialog line
+            QMessageBox.warning(self.window, "Export 3D surfaces", str(exc))
+            return
+        self.window.statusBar().showMessage(f"Surfaces written to {target} ({info['coordinates']} mm)", 6000)
+
+    def _export_plan_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+        if self.result is None or self.resection is None or self.resection.plan is None:
+            self.window.statusBar().showMessage("Place a resection plane in the 3D view first.", 4000)
+            return
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export mask with the resection plan", "",
+                                              "NIfTI (*.nii.gz)")
+        if path:
+            try:
+                self.export_plan_mask(path)
+            except Exception as exc:  # noqa: BLE001
+                QMessageBox.warning(self.window, "Export plan", str(exc))
 
     def shutdown(self) -> None:
         if self.panel is not None:

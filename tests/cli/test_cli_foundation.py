@@ -42,7 +42,7 @@ def test_plugins_json(capsys):
 
     assert main(["plugins", "--json"]) == 0
     records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert records["builtin_loaders"]["loaders"] == ["image", "dicom", "dicom-series", "nifti", "mrc"]
+    assert records["builtin_loaders"]["loaders"] == ["image", "dicom", "dicomdir", "dicom-series", "nifti", "mrc"]
     assert "threshold" in records["threshold"]["backends"]
     assert all(r["status"] == "ok" for r in records.values())
 

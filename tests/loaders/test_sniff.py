@@ -15,7 +15,7 @@ from liverseg_studio.loaders._common import detect_format
 
 
 def test_builtin_loader_names(loaders):
-    assert set(loaders.names()) == {"image", "dicom", "dicom-series", "nifti", "mrc"}
+    assert set(loaders.names()) == {"image", "dicom", "dicomdir", "dicom-series", "nifti", "mrc"}
 
 
 def test_formats_found_by_content_not_name(tmp_path, loaders, nifti_phantom):

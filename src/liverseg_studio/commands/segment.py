@@ -138,13 +138,18 @@ def _is_series_folder(folder: Path, loaders: Any) -> bool:
     return False
 
 
+#: How deep a batch folder's sub-folders are walked (patient/study/series).
+MAX_BATCH_DEPTH = 4
+
+
 def expand_inputs(
-    paths: list[str], loaders: Any, out_dir: Path, skipped: list[Path] | None = None
+    paths: list[str], loaders: Any, out_dir: Path, skipped: list[Path] | None = None, _depth: int = 0
 ) -> list[Path]:
-    """The inputs of a run: files as given; a folder holding DICOM files as one input
-    (a series: the loader picks the series, ``--series`` chooses among several);
-    any other folder expanded to its non-hidden entries, sorted (a batch; its
-    sub-folders are inputs in turn, e.g. one DICOM series each).  ``out_dir`` is
+    """The inputs of a run: files as given; a folder holding a ``DICOMDIR`` as that DICOMDIR;
+    a folder holding DICOM files as one input (a series: the loader picks the series,
+    ``--series`` chooses among several); any other folder expanded to its non-hidden
+    entries, sorted (a batch; its sub-folders are walked in turn, so a folder of per-case
+    sub-folders, each a NIfTI or a DICOM series, is a batch of cases).  ``out_dir`` is
     never an input, and files in a batch folder named like our outputs
     (``*_mask.nii.gz``, ``*_report.json`` ...) are left out (added to ``skipped``)."""
     from liverseg_studio.segment.exporters import looks_like_output
@@ -153,7 +158,11 @@ def expand_inputs(
     result: list[Path] = []
     for text in paths:
         p = Path(text)
-        if not p.is_dir() or _is_series_folder(p, loaders):
+        dicomdir = [c for c in p.iterdir() if c.name.upper() == "DICOMDIR" and c.is_file()] if p.is_dir() else []
+        if dicomdir:
+            result.append(dicomdir[0])
+            continue
+        if not p.is_dir() or _is_series_folder(p, loaders) or (_depth and _depth >= MAX_BATCH_DEPTH):
             result.append(p)
             continue
         children = [
@@ -167,7 +176,11 @@ def expand_inputs(
         children = [c for c in children if c not in outputs]
         if not children:
             result.append(p)  # reported by the loader ("no DICOM images" etc.)
-        result.extend(children)
+        for c in children:
+            if c.is_dir():
+                result.extend(expand_inputs([str(c)], loaders, out_dir, skipped, _depth + 1))
+            else:
+                result.append(c)
     return result
 
 

@@ -11,8 +11,8 @@ from liverseg_studio.plugins import hookimpl
 
 @hookimpl
 def liverseg_register_loaders(registry) -> None:
-    """Register ``image``, ``dicom``, ``dicom-series``, ``nifti`` and ``mrc``."""
-    from liverseg_studio.loaders import dicom, dicom_series, image, mrc, nifti
+    """Register ``image``, ``dicom``, ``dicomdir``, ``dicom-series``, ``nifti`` and ``mrc``."""
+    from liverseg_studio.loaders import dicom, dicom_series, dicomdir, image, mrc, nifti
     from liverseg_studio.plugins.registry import LoaderSpec
 
     registry.add(
@@ -33,6 +33,16 @@ def liverseg_register_loaders(registry) -> None:
             extensions=dicom.EXTENSIONS,
             description="single DICOM CT image",
             priority=20,
+        )
+    )
+    registry.add(
+        LoaderSpec(
+            name=dicomdir.NAME,
+            load=dicomdir.load,
+            sniff=dicomdir.sniff,
+            extensions=dicomdir.EXTENSIONS,
+            description="DICOMDIR of a CD, DVD or USB stick (the series it lists)",
+            priority=30,
         )
     )
     registry.add(

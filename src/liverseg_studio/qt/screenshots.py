@@ -159,6 +159,9 @@ def take_screenshots(out_dir: Path, backend: str | None = None) -> list[Path]:
     written.append(_grab(window, out_dir / "04_contact_about.png", app))
     window.about_dock.hide()
     written.append(_editing_shot(window, app, out_dir, settings_file.parent))
+    from liverseg_studio.qt.view3d.screenshots import view3d_shots  # 06-07: ircad-1.01 in 3D (issue 25)
+
+    written += view3d_shots(window, app, out_dir)
     window.close()
     return written
 

@@ -31,7 +31,7 @@ PALETTE = (
     (0.90, 0.16, 0.16), (0.98, 0.60, 0.10), (0.58, 0.25, 0.80), (0.10, 0.60, 0.90), (0.95, 0.85, 0.15),
     (0.90, 0.35, 0.70), (0.20, 0.80, 0.75), (0.60, 0.40, 0.20), (0.45, 0.85, 0.25), (0.35, 0.35, 0.95),
 )
-LIVER_RGBA = (0.72, 0.36, 0.30, 0.28)
+LIVER_RGBA = (0.80, 0.45, 0.38, 0.35)
 REMNANT_RGBA = (0.30, 0.70, 0.35, 0.35)
 RESECTED_RGBA = (0.85, 0.35, 0.85, 0.35)
 #: camera (elevation, azimuth) in degrees of the standard views, RAS: +x right, +y anterior, +z superior
@@ -90,6 +90,17 @@ def build_surfaces(labels: np.ndarray, affine: np.ndarray, *, progress: Any = No
         if progress is not None:
             progress(i, total)
     return {"surfaces": out, "seconds": time.perf_counter() - t0}
+
+
+def _translucent_front() -> dict:
+    """pyqtgraph's "translucent" showing only the near side of a closed surface (no speckle of far faces).
+
+    The faces reach GL wound inward (see ``_show``): the far side then faces GL's front, which is culled.
+    """
+    from OpenGL import GL
+
+    return {GL.GL_DEPTH_TEST: True, GL.GL_BLEND: True, GL.GL_CULL_FACE: True, "glCullFace": (GL.GL_FRONT,),
+            "glBlendFuncSeparate": (GL.GL_SRC_ALPHA, GL.GL_ONE_MINUS_SRC_ALPHA, GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)}
 
 
 def _make_gl_view(parent: QWidget) -> Any:
@@ -206,9 +217,13 @@ class View3DPanel(QWidget):
         self.clear()
         self.surfaces = surfaces
         for name, s in surfaces.items():
-            md = gl.MeshData(vertexes=s.vertices.astype(np.float32), faces=s.faces.astype(np.int32))
+            # pyqtgraph's "shaded" shader lights faces whose normal points away from the viewer (its light is
+            # at eye (-1, 1, 1)): hand it the faces wound inward, so the outward side facing us is lit
+            md = gl.MeshData(vertexes=s.vertices.astype(np.float32), faces=s.faces[:, ::-1].astype(np.int32))
             if s.kind == "liver":
-                item = gl.GLMeshItem(meshdata=md, smooth=True, color=LIVER_RGBA, shader="shaded", glOptions="translucent")
+                item = gl.GLMeshItem(meshdata=md, smooth=True, color=LIVER_RGBA, shader="shaded",
+                                     glOptions=_translucent_front())
+                item.setDepthValue(10)  # drawn after the opaque lesions, which show through it
             else:
                 item = gl.GLMeshItem(meshdata=md, smooth=True, color=(*lesion_colour(s.lesion_id), 1.0),
                                      shader="shaded", glOptions="opaque")
@@ -231,7 +246,7 @@ class View3DPanel(QWidget):
         from PySide6.QtGui import QVector3D
 
         elevation, azimuth = VIEWS.get(name, (20.0, 60.0))  # reset: an oblique anterior-right view
-        self.view.setCameraPosition(pos=QVector3D(*map(float, self._centre)), distance=1.6 * self._extent,
+        self.view.setCameraPosition(pos=QVector3D(*map(float, self._centre)), distance=1.15 * self._extent,
                                     elevation=elevation, azimuth=azimuth)
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +322,7 @@ class View3DPanel(QWidget):
             quad = np.array([c + r * (a * u + b * v) for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))], dtype=np.float32)
             self.plane_item = gl.GLMeshItem(vertexes=quad, faces=np.array([[0, 1, 2], [0, 2, 3]]),
                                             color=(0.95, 0.95, 0.95, 0.25), glOptions="translucent")
+            self.plane_item.setDepthValue(20)
             self.view.addItem(self.plane_item)
         item.meshDataChanged()
 

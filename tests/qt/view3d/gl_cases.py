@@ -91,6 +91,23 @@ def test_clicking_a_lesion_picks_it(panel: Any, qtbot: Any) -> None:
     assert panel.pick(2.0, 2.0) is None
 
 
+def test_shift_drag_moves_the_plane_not_the_camera(panel: Any, qtbot: Any) -> None:
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QMouseEvent
+
+    before = dict(panel.view.opts)
+    seen: list[tuple] = []
+    panel.plane_dragged.connect(lambda *a: seen.append(a))
+    view = panel.view
+    left, shift = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier
+    for kind, y, buttons in ((QMouseEvent.Type.MouseButtonPress, 200, left), (QMouseEvent.Type.MouseMove, 180, left),
+                             (QMouseEvent.Type.MouseButtonRelease, 180, Qt.MouseButton.NoButton)):
+        pos = QPointF(300, y)
+        QApplication.sendEvent(view, QMouseEvent(kind, pos, view.mapToGlobal(pos), left, buttons, shift))
+    assert seen == [(0.0, -20.0, "move")]
+    assert view.opts["azimuth"] == before["azimuth"] and view.opts["elevation"] == before["elevation"]
+
+
 def test_plan_colours_the_liver_by_side(panel: Any) -> None:
     plan = ResectionPlan(tuple(panel._centre), (1.0, 0.0, 0.0))
     panel.show_plan(plan)

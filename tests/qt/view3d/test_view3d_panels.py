@@ -130,3 +130,23 @@ def test_studio_dock_without_gl(qtbot: Any, window: Any, nifti_phantom: Any, mon
     assert studio.mesh_action in window.export_menu.actions()
     # the rest of the studio works as before
     assert window.export("report", str(nifti_phantom.path.parent / "out_report.json")) is not None
+
+
+def test_dragging_moves_and_turns_the_plane(qtbot: Any) -> None:
+    panel = ResectionPanel()
+    qtbot.addWidget(panel)
+    lab, aff = _box_case()
+    panel.set_labels(lab, aff)
+    panel.drag(0, -20, "move")  # no plane yet: nothing happens
+    assert panel.plan is None
+    panel.enable_button.setChecked(True)  # a plane through the liver's centre, normal +x
+    first = panel.result
+    assert first.remnant_percent == pytest.approx(50.0, abs=5.0)
+    with qtbot.waitSignal(panel.evaluated, timeout=3000) as blocker:
+        panel.drag(0, -10, "move")  # up: 5 mm along the normal, less is resected
+    assert panel.offset.value() == 5
+    assert blocker.args[0].resected_ml < first.resected_ml
+    with qtbot.waitSignal(panel.evaluated, timeout=3000):
+        panel.drag(40, 0, "rotate")
+    assert panel.azimuth.value() == pytest.approx(20.0)
+    assert panel.plan.normal[1] == pytest.approx(np.sin(np.radians(20.0)), abs=1e-6)

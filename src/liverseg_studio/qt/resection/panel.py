@@ -171,6 +171,17 @@ class ResectionPanel(QWidget):
             return
         self.set_plan(self._widgets_plan(), from_widgets=True)
 
+    def drag(self, dx: float, dy: float, mode: str) -> None:
+        """Shift/Ctrl + drag in the 3D view: move the plane (up = along its normal, 0.5 mm per pixel) or
+        turn it (0.5 degree per pixel: left/right the azimuth, up/down the elevation)."""
+        if self.plan is None or self.labels is None:
+            return
+        if mode == "move":
+            self.offset.setValue(int(round(self.offset.value() - 0.5 * dy)))
+        else:
+            self.azimuth.setValue(((self.azimuth.value() + 0.5 * dx + 180.0) % 360.0) - 180.0)
+            self.elevation.setValue(max(-90.0, min(90.0, self.elevation.value() - 0.5 * dy)))
+
     def flip(self) -> None:
         if self.plan is None:
             return

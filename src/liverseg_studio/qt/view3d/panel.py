@@ -108,10 +108,27 @@ def _make_gl_view(parent: QWidget) -> Any:
 
     class _GLView(gl.GLViewWidget):
         clicked = Signal(float, float)
+        #: dx, dy (pixels) of a drag with Shift ("move": the plane along its normal) or Ctrl ("rotate")
+        plane_dragged = Signal(float, float, str)
 
         def mousePressEvent(self, ev: Any) -> None:  # noqa: N802
             self._press = ev.position()
+            self._last = ev.position()
             super().mousePressEvent(ev)
+
+        def mouseMoveEvent(self, ev: Any) -> None:  # noqa: N802
+            mods = ev.modifiers()
+            mode = ("move" if mods & Qt.KeyboardModifier.ShiftModifier
+                    else "rotate" if mods & Qt.KeyboardModifier.ControlModifier else None)
+            last = getattr(self, "_last", None)
+            if mode is not None and last is not None and ev.buttons() & Qt.MouseButton.LeftButton:
+                d = ev.position() - last
+                self._last = ev.position()
+                self._press = None  # a drag, not a click
+                self.plane_dragged.emit(float(d.x()), float(d.y()), mode)
+                return  # the camera stays where it is
+            self._last = ev.position()
+            super().mouseMoveEvent(ev)
 
         def mouseReleaseEvent(self, ev: Any) -> None:  # noqa: N802
             press = getattr(self, "_press", None)
@@ -131,6 +148,8 @@ class View3DPanel(QWidget):
     lesion_picked = Signal(int)
     #: request id of a finished build
     built = Signal(int)
+    #: dx, dy, "move" or "rotate": Shift/Ctrl + drag in the view (the resection plane follows)
+    plane_dragged = Signal(float, float, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -147,6 +166,9 @@ class View3DPanel(QWidget):
             self.view.setMinimumSize(240, 200)
             self.view.setBackgroundColor((20, 22, 26))
             self.view.clicked.connect(self._clicked)
+            self.view.plane_dragged.connect(self.plane_dragged)
+            self.view.setToolTip("Drag: rotate · wheel: zoom · click a lesion: select it · "
+                                 "Shift+drag: move the plane · Ctrl+drag: turn the plane")
             lay.addWidget(self.view, 1)
             row = QHBoxLayout()
             for name in ("reset", *VIEWS):

@@ -87,6 +87,7 @@ class Studio3D(QObject):
         self.dock.setWidget(split)
         self.panel.lesion_picked.connect(self.select_lesion)
         self.resection.plan_changed.connect(self.panel.show_plan)
+        self.panel.plane_dragged.connect(self.resection.drag)
         self._stale = self.result is not None
         return self.panel
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from studio_helpers import open_case, run_and_wait
 
-from liverseg_studio.core.resection import ResectionPlan, load_plan, plan_path_for
+from liverseg_studio.core.resection import ResectionPlan, load_plan, plan_path_for, resected_mask
 from liverseg_studio.qt.resection.panel import ResectionPanel, angles_from_normal, normal_from_angles
 
 
@@ -109,6 +109,19 @@ def test_studio_dock_without_gl(qtbot: Any, window: Any, nifti_phantom: Any, mon
     assert studio.resection.plan == load_plan(path)
     assert studio.resection.plan.point == pytest.approx(plan.point, abs=1e-3)
     assert 0 < studio.resection.result.remnant_percent < 100
+    # the resected liver in a second colour on the 2D segmentation panel, following the slice
+    overlay = studio.overlay
+    assert overlay is not None
+    for z in (lesion_z := result.stats.lesions[0].centroid_slice, 2):
+        window.go_to_slice(z)
+        image = overlay.item.image
+        expected = resected_mask(labels, result.volume.affine, studio.resection.plan)[z] & (labels[z] == 1)
+        assert image.shape[:2] == labels[z].shape
+        assert np.array_equal(image[..., 3] > 0, expected)
+    assert np.count_nonzero(overlay.slice_mask(lesion_z)) > 0
+    studio.resection.set_plan(None)
+    assert overlay.item.image is None
+    studio.resection.set_plan(load_plan(path))
     # a lesion chosen (as a 3D click would) selects its row and moves the 2D views to its slice
     lesion = result.stats.lesions[0]
     window.go_to_slice(0)

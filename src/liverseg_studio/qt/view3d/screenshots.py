@@ -69,11 +69,11 @@ def view3d_shots(window: Any, app: Any, out_dir: Path) -> list[Path]:
         studio.select_lesion(lesion.id)
         panel.highlight(lesion.id)
     written = [_grab(window, out_dir / "06_ircad101_3d_view.png", app)]
-    # a right hemi-hepatectomy-like cut: a sagittal plane through the liver, the patient's right resected
+    # a sagittal plane through the liver's centre, the patient's right (RAS +x) resected: on this
+    # patient two lesions lie across it, so the picture shows the touch warnings too
     import numpy as np
 
-    labels = np.asarray(result.labels)
-    plan = ResectionPlan.through_centre(labels, result.volume.affine, normal=(-1.0, 0.0, 0.0))
+    plan = ResectionPlan.through_centre(np.asarray(result.labels), result.volume.affine, normal=(1.0, 0.0, 0.0))
     studio.resection.set_plan(plan)
     panel.highlight(None)
     panel.set_view("reset")

@@ -64,6 +64,7 @@ class Studio3D(QObject):
         self.mesh_action = window.export_menu.addAction("3D surfaces (STL, OBJ, PLY)…", self._export_meshes_dialog)
         self.plan_action = window.export_menu.addAction("Mask with the resection plan…", self._export_plan_dialog)
         self.result: Any = None
+        self.overlay: Any = None  # qt.resection.overlay.ResectedOverlay, with the studio page
         self._stale = False
         self._page_hooked = False
         window.segmentation_finished.connect(self.show_result)
@@ -88,6 +89,7 @@ class Studio3D(QObject):
         self.panel.lesion_picked.connect(self.select_lesion)
         self.resection.plan_changed.connect(self.panel.show_plan)
         self.panel.plane_dragged.connect(self.resection.drag)
+        self.resection.plan_changed.connect(lambda _plan: self._update_overlay())
         self._stale = self.result is not None
         return self.panel
 
@@ -124,6 +126,7 @@ class Studio3D(QObject):
         labels = self.labels()
         affine = None if self.result is None else self.result.volume.affine
         self.resection.set_labels(labels, affine)
+        self._update_overlay()
         self._colour_table()
         if self.dock.isVisible():
             self.panel.set_labels(labels, affine)
@@ -150,6 +153,20 @@ class Studio3D(QObject):
         self.panel.set_labels(None)
         self.resection.set_plan(None)
         self.resection.set_labels(None)
+
+    def _update_overlay(self) -> None:
+        """The resected liver in a second colour in the 2D segmentation panel."""
+        page = getattr(self.window, "studio", None)
+        if page is None or self.resection is None:
+            return
+        if self.overlay is None:
+            if self.resection.plan is None:
+                return
+            from liverseg_studio.qt.resection.overlay import ResectedOverlay
+
+            self.overlay = ResectedOverlay(page.viewer)
+        affine = None if self.result is None else self.result.volume.affine
+        self.overlay.set_state(self.resection.labels, affine, self.resection.plan)
 
     # ------------------------------------------------------------------ the lesion table
     def _hook_page(self) -> None:

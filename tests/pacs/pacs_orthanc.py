@@ -56,6 +56,13 @@ class Orthanc:
         r.raise_for_status()
         return r.json() if r.content else None
 
+    def rest_bytes(self, path: str) -> bytes:
+        import requests
+
+        r = requests.get(self.url + path, timeout=60)
+        r.raise_for_status()
+        return r.content
+
     def upload(self, paths: list[Path]) -> list[dict]:
         return [self.rest("POST", "/instances", data=Path(p).read_bytes()) for p in paths]
 

@@ -44,8 +44,17 @@ class WebClient:
         import requests
         from dicomweb_client.api import DICOMwebClient
 
+        class _Session(requests.Session):
+            # QIDO-RS wildcards go as '*' and '?' (both legal in a query string): Orthanc matches
+            # the percent-encoded %2A / %3F literally
+            def send(self, request: Any, **kwargs: Any) -> Any:
+                if request.url and "?" in request.url:
+                    base, query = request.url.split("?", 1)
+                    request.url = base + "?" + query.replace("%2A", "*").replace("%3F", "?")
+                return super().send(request, **kwargs)
+
         self.node = node
-        session = requests.Session()
+        session = _Session()
         if node.tls_ca:
             session.verify = node.tls_ca
         if node.tls_cert:

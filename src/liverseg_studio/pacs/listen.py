@@ -107,6 +107,7 @@ class Listener:
         self.active_assocs = 0
         self.processed = 0
         self.failed = 0
+        self.received_any = False
         self.server: Any = None
         now = time.monotonic()
         for uid, st in self.journal.open_series().items():  # restart: what was under way
@@ -125,6 +126,7 @@ class Listener:
         except Exception as exc:  # noqa: BLE001 - a malformed dataset: refuse this instance
             self.log("refused-instance", level="warning", reason=f"{type(exc).__name__}: {exc}")
             return 0xC210
+        self.received_any = True
         if self.journal.is_final(series):
             self.log("ignored", series=series, sop=sop, reason=f"series already {self.journal.status(series)}")
             return 0x0000
@@ -252,7 +254,7 @@ class Listener:
                 for series in self.due():
                     self.process(series)
                 with self._lock:
-                    seen_any = seen_any or bool(self.pending)
+                    seen_any = seen_any or bool(self.pending) or self.received_any
                     idle = not self.pending and self.active_assocs == 0
                 if self.o.once and idle and (self.processed or self.failed or seen_any):
                     break

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from liverseg_studio.core.errors import LiversegError, LoaderError, MultipleSeriesError
 from liverseg_studio.qt.about import AboutPanel
 from liverseg_studio.qt.cohort_table import cohort_action
+from liverseg_studio.qt.pacs import pacs_actions
 from liverseg_studio.qt.results import format_seconds
 from liverseg_studio.qt.settings import StudioSettings
 from liverseg_studio.qt.start_screen import StartScreen
@@ -223,7 +224,8 @@ class MainWindow(QMainWindow):
 
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
-        file_menu.addActions([self.open_action, self.open_folder_action, self.sample_action, cohort_action(self)])
+        file_menu.addActions([self.open_action, self.open_folder_action, self.sample_action, cohort_action(self),
+                              *pacs_actions(self)])
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
         file_menu.addMenu(self.export_menu)

@@ -151,3 +151,42 @@ def test_listen_refuses_calling_ae_not_on_the_allow_list(filled, tmp_path):
     assert rejected and rejected[0]["calling"] == "ORTHANC"
     assert not (work / "spool" / ".partial").exists()
     assert "nothing-received" in [e["event"] for e in ev]
+
+
+def test_listen_over_tls_segments_ct_and_skips_non_ct(filled, tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed (makes the test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    work = tmp_path / "work"
+    proc, log = start_listen(filled, tmp_path, work, "--once", "--allow", "LIVERSEG", "--max-wait", "120",
+                             "--tls-cert", str(cert), "--tls-key", str(key))
+    node = tmp_path / "node.toml"
+    node.write_text(f'[local]\nae_title = "LIVERSEG"\n\n[nodes.listener]\nae_title = "{LISTEN_AET}"\n'
+                    f'host = "127.0.0.1"\nport = {filled.orthanc.listen_port}\ntls = true\ntls_ca = "{cert}"\n')
+    plain = tmp_path / "plain.toml"
+    plain.write_text(node.read_text().replace("tls = true", "tls = false"))
+    try:
+        from liverseg_studio.cli import main
+
+        # without TLS the node cannot associate
+        assert main(["pacs", "store", "listener", str(filled.ct_files[0]), "--pacs-config", str(plain)]) == 2
+        files = [*map(str, filled.ct_files), get_testdata_file("MR_small.dcm")]
+        assert main(["pacs", "store", "listener", *files, "--pacs-config", str(node)]) == 0
+        rc = proc.wait(180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0, log.read_text()
+    ev = events(log)
+    assert [e for e in ev if e["event"] == "listening"][0]["tls"] is True
+    done = [e["series"] for e in journal(work) if e["event"] == "done"]
+    skipped = [e for e in journal(work) if e["event"] == "skipped"]
+    assert done == [filled.ct_series]
+    assert len(skipped) == 1 and "not CT" in skipped[0]["reason"]
+    assert pydicom.dcmread(next((work / "out" / filled.ct_series).glob("*_seg.dcm"))).Modality == "SEG"

@@ -196,3 +196,30 @@ def test_series_missing_instances_is_refused(filled, tmp_path, capsys):
     assert rc == 2 and "incomplete, 5 of 6 instance(s)" in err, err
     assert not (cache / filled.ct_study).exists()
     assert all(p.parent.parent.name == ".partial" for p in cache_files(cache))
+
+
+@pytest.mark.parametrize("via", ["dimse", "dicomweb"])
+def test_cancel_leaves_whole_instances_and_the_next_retrieval_resumes(filled, cfg, tmp_path, via):
+    from liverseg_studio.core.errors import CancelledError
+    from liverseg_studio.pacs.cache import SeriesCache
+    from liverseg_studio.pacs.client import open_client, retrieve_series
+    from liverseg_studio.pacs.config import load_config
+
+    client = open_client(load_config(cfg), "orthanc", via)
+    series = [s for s in client.find_series(filled.ct_study) if s.series_uid == filled.ct_series][0]
+    cache = SeriesCache(tmp_path / "cache")
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+
+    with pytest.raises(CancelledError, match="resume"):
+        retrieve_series(client, cache, series, progress=progress, is_cancelled=lambda: bool(seen) and seen[-1] >= 2)
+    assert cache.complete(filled.ct_study, filled.ct_series) is None
+    have = cache.have(filled.ct_series)
+    assert 2 <= len(have) < 6
+    for p in cache.partial_dir(filled.ct_series).iterdir():
+        assert not p.name.startswith(".") and pydicom.dcmread(p).pixel_array.shape == (256, 256)
+    seen.clear()
+    folder = retrieve_series(client, cache, series, progress=progress)
+    assert len(list(folder.glob("*.dcm"))) == 6 and seen[-1] == 6 and min(seen) >= len(have)

@@ -188,7 +188,7 @@ def plan_resume(
             reasons[s.id] = "the model changed"
         elif r.get("status") == OK:
             names = outputs_of(r)
-            missing = [n for n in names if not (out / n).is_file()]
+            missing = [n for n in names if not (out / n).exists()]  # a file, or a folder (<name>_mesh)
             if names and not missing:
                 keep_ids.add(s.id)
                 plan.skipped_ok += 1

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-empty-ratio", type=float, default=0.25,
                    help="keep at most R x (slices with liver) slices without liver per volume (default 0.25; "
                         "negative keeps all)")
+    p.add_argument("--orientation", choices=("as-stored", "canonical"), default="as-stored",
+                   help="canonical: turn every slice to the radiological display (liver left, spine down): per set "
+                        "where the data README documents it, per slice where it varies; ambiguous slices are refused")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -57,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
         licence=args.licence,
         assign=parse_assign(args.assign),
         progress=progress,
+        orientation=args.orientation,
     )
     print(f"prepared {res.n_slices} slices into {res.out} ({res.written} written, {res.skipped} unchanged)")
+    if res.refused:
+        print(f"refused {sum(res.refused.values())} slices whose orientation is ambiguous: "
+              + ", ".join(f"{k}: {v}" for k, v in sorted(res.refused.items())))
     for split in ("train", "valid", "test"):
         sets = res.counts.get(split, {})
         detail = ", ".join(f"{k}: {v} slices / {res.patients[split].get(k, 0)} patients" for k, v in sorted(sets.items()))

@@ -94,6 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pause-file", type=Path, default=None, metavar="PATH",
                    help="pause between batches while PATH exists (let a benchmark have the CPU)")
     p.add_argument("--max-train-slices", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--augment", choices=("auto", "canonical", "dihedral"), default="auto",
+                   help="canonical: no flips and no 90-degree turns (slices in one display orientation: small "
+                        "rotations, zoom, window/contrast only); dihedral: the old recipes' flips and 90-degree turns; "
+                        "auto (default): canonical when DATA_DIR was prepared with --orientation canonical")
     p.add_argument("--name", default="liverseg-resnet34-unet", help="model name in model.json")
     p.add_argument("--model-version", default="0.1.0", help="model version in model.json")
     p.set_defaults(func=run)
@@ -112,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     if args.tumour_radius is not None:
         tumour = replace(tumour, min_radius=args.tumour_radius[0], max_radius=args.tumour_radius[1])
 
+    from liverseg_studio.training.data import augment_for
+    from liverseg_studio.training.prepare import load_manifest
+
+    turns = augment_for(args.augment, load_manifest(args.data_dir) if args.augment == "auto" else {})
     cfg = TrainConfig(
         epochs=args.epochs,
         size=args.size,
@@ -129,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         max_train_slices=args.max_train_slices,
         name=args.name,
         version=args.model_version,
-        augment=AugmentConfig(tumour=tumour),
+        augment=AugmentConfig(tumour=tumour, **turns),
         init_from=args.init_from,
         liver_prior=LiverPrior() if args.liver_prior else None,
         repeat_real_labels=args.repeat_real_labels,

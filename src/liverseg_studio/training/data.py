@@ -14,8 +14,10 @@ fastai/PyTorch DataLoaders:
 
 Augmentation (training split only): synthetic tumours (HU-known slices),
 window jitter (a random affine perturbation of the grey->HU mapping, larger
-for sets whose mapping is an estimate), flips, 90-degree rotations, small
-rotations, brightness/contrast.  Everything here is picklable and torch is
+for sets whose mapping is an estimate), small rotations, zoom crops,
+brightness/contrast; flips and 90-degree rotations only for sets prepared as
+stored (``augment_for``: a set prepared with ``--orientation canonical`` keeps
+one display orientation, so the network can use where the liver is).  Everything here is picklable and torch is
 imported only inside methods, so DataLoader workers can use it.
 """
 
@@ -76,6 +78,19 @@ class AugmentConfig:
                 "estimated_mapping_factor": self.estimated_factor,
             },
         }
+
+
+#: ``liverseg train --augment`` choices -> (flips, rot90)
+AUGMENT_CHOICES = {"canonical": (False, False), "dihedral": (True, True)}
+
+
+def augment_for(choice: str, manifest: dict[str, Any]) -> dict[str, bool]:
+    """``flips``/``rot90`` of :class:`AugmentConfig` for ``--augment`` (``auto``: canonical when the prepared
+    set was turned to the canonical display, else the old recipes' dihedral turns)."""
+    if choice == "auto":
+        choice = "canonical" if (manifest.get("orientation") or {}).get("mode") == "canonical" else "dihedral"
+    flips, rot90 = AUGMENT_CHOICES[choice]
+    return {"flips": flips, "rot90": rot90}
 
 
 def _decode(path: Path) -> np.ndarray:

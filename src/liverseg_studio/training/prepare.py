@@ -654,6 +654,7 @@ class PrepareResult:
     patients: dict[str, dict[str, int]]  #: split -> set -> patients
     written: int
     skipped: int
+    refused: dict[str, int] = field(default_factory=dict)  #: set -> slices refused (orientation ambiguous)
 
 
 def prepare(
@@ -670,6 +671,7 @@ def prepare(
     spec: PreprocessSpec = DEFAULT_SPEC,
     jpeg_quality: int = 95,
     progress: Callable[[int, int], None] | None = None,
+    orientation: str = "as-stored",
 ) -> PrepareResult:
     """Prepare ``srcs`` into ``out`` (see the module docstring)."""
     out = Path(out)
@@ -698,6 +700,8 @@ def prepare(
         same.update(s.same_patient)
     split_of = assign_splits(slices, split, seed, same, assign)
     params = {"size": size, "spec": spec.to_json(), "jpeg_quality": jpeg_quality, "hu_offset": HU_OFFSET}
+    if orientation != "as-stored":  # training/orientation.py: "canonical" turns every slice to one display
+        params["orientation"] = orientation
     params_key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     old_entries: dict[str, dict[str, Any]] = {}
     if old and old.get("params_key") == params_key:
@@ -705,6 +709,7 @@ def prepare(
 
     entries: list[dict[str, Any]] = []
     written = skipped = 0
+    refused: dict[str, int] = {}
     total = len(slices)
     for k, s in enumerate(slices):
         rel_img = f"images/{s.id}.jpg"
@@ -724,6 +729,14 @@ def prepare(
             if hu is None:
                 hr = s.grey.get("hu_range")
                 hu = grey_to_hu(grey, tuple(hr)) if hr else None
+            turned = None
+            if orientation == "canonical":
+                from liverseg_studio.training.orientation import canonicalise
+
+                hu, labels, turned = canonicalise(s.set, hu, labels, Path(s.id).name)
+                if not turned.ok:
+                    refused[s.set] = refused.get(s.set, 0) + 1
+                    continue
             labels_r = resize_labels(labels, size)
             if hu is not None:
                 hu_r = resize_float(hu, size)
@@ -753,6 +766,8 @@ def prepare(
                 "mask": rel_msk,
                 "hu": rel_hu if hu is not None else None,
             }
+            if turned is not None:
+                entry["orientation"] = turned.to_json()
             written += 1
         entry["split"] = split_of[s.patient]
         entries.append(entry)
@@ -788,6 +803,7 @@ def prepare(
         "params_key": params_key,
         "label_values": {"0": "background", "1": "liver", "2": "tumour", "3": "liver-or-tumour merged (partial)"},
         "assigned": dict(assign or {}),
+        "orientation": {"mode": orientation, "refused": refused},
         "sets": {
             n: {
                 "description": sets[n].description if n in sets else "",
@@ -811,6 +827,7 @@ def prepare(
         patients={sp: {k: len(v) for k, v in d.items()} for sp, d in patients.items()},
         written=written,
         skipped=skipped,
+        refused=refused,
     )
 
 

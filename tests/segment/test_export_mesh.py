@@ -131,3 +131,15 @@ def test_cli_rejects_unknown_mesh_format(plugin_manager, analytic_nifti, tmp_pat
         cli.main(["segment", str(analytic_nifti), "--out", str(tmp_path / "o"), "--export", "mesh",
                   "--mesh-format", "vrml"])
     assert "vrml" in capsys.readouterr().err
+
+
+def test_a_batch_folder_skips_its_mesh_folders(plugin_manager, analytic_nifti, tmp_path, capsys):
+    folder = analytic_nifti.parent
+    assert cli.main(["segment", str(folder), "--out", str(folder), "--backend", "truth", "--export", "mask,mesh"]) == 0
+    assert ex.looks_like_output(folder / "abdomen_mesh")
+    capsys.readouterr()
+    # the same folder again (now holding the outputs): the mesh folder is not taken for an input
+    rc = cli.main(["segment", str(folder), "--out", str(tmp_path / "again"), "--backend", "truth", "--export", "mask"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "liver.stl" not in err

@@ -170,7 +170,7 @@ def expand_inputs(
             for c in sorted(p.iterdir(), key=lambda c: c.name)
             if not c.name.startswith(".") and c.resolve() != out_resolved
         ]
-        outputs = [c for c in children if c.is_file() and looks_like_output(c)]
+        outputs = [c for c in children if looks_like_output(c)]  # files, and <name>_mesh folders
         if skipped is not None:
             skipped.extend(outputs)
         children = [c for c in children if c not in outputs]

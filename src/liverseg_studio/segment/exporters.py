@@ -143,7 +143,7 @@ OUTPUT_SUFFIXES = ("_mask.nii.gz", "_mask.png", "_overlay.png", "_montage.png", 
 def looks_like_output(path: str | Path) -> bool:
     """Whether ``path`` is named like one of our outputs (``<name>_mask.nii.gz`` ...)."""
     name = Path(path).name.lower()
-    return any(name.endswith(s) for s in OUTPUT_SUFFIXES)
+    return any(map(name.endswith, OUTPUT_SUFFIXES)) or name.endswith("_mesh") and Path(path, "surfaces.json").is_file()
 
 
 def is_dicom(volume: Volume) -> bool:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Benchmark (issue 25): time to build the 3D view's surfaces for a 512 x 512 x 200 mask.
 
 Prints wall and CPU seconds of ``core.mesh.label_surfaces`` as the 3D panel runs it (liver +
@@ -6,9 +5,9 @@ one surface per lesion; marching cubes, Taubin smoothing, quadric decimation, vo
 a synthetic liver (an ellipsoid of ~1.6 L, 0.7 x 0.7 x 1.5 mm voxels) with six lesions, or on
 ``--labels FILE.nii.gz`` (e.g. ircad-1.01's labels, padded/cropped to 200 slices).  The target
 is <= 2 s on 2 cores; under load wall-clock time is mostly the scheduler's, so CPU time is shown
-beside it.  One JSON line at the end (``--json``) is what ``liverseg bench`` can take as a row.
+beside it.  :func:`bench_mesh_build` returns the row ``liverseg bench`` can print (``--json``: one line).
 
-    python scripts/bench_mesh.py [--labels FILE] [--repeat 3] [--json]
+    python -m liverseg_studio.segment.bench_mesh [--labels FILE] [--repeat 3] [--json]
 """
 
 from __future__ import annotations
@@ -47,29 +46,41 @@ def load_labels(path: str, n_slices: int = 200) -> tuple[np.ndarray, np.ndarray]
     return out, img.affine
 
 
+def bench_mesh_build(
+    labels: np.ndarray | None = None, affine: np.ndarray | None = None, repeat: int = 3
+) -> dict:
+    """Best-of-``repeat`` wall and CPU seconds of the 3D view's surfaces (synthetic 512x512x200 by default)."""
+    from liverseg_studio.core.mesh import label_surfaces
+
+    if labels is None:
+        labels, affine = synthetic_mask()
+    walls, cpus, surfaces = [], [], []
+    for _ in range(max(1, repeat)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        surfaces = label_surfaces(labels, affine, tumour=False)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return {"row": "mesh_build_512x512x200", "shape_zyx": list(labels.shape), "wall_s": round(min(walls), 3),
+            "cpu_s": round(min(cpus), 3), "repeats": len(walls), "surfaces": len(surfaces),
+            "faces": sum(len(s.faces) for s in surfaces),
+            "max_volume_error": round(max(s.volume_error for s in surfaces), 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m liverseg_studio.segment.bench_mesh",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--labels", help="a label NIfTI (uint8 0/1/2) instead of the synthetic mask")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print one JSON line at the end")
     args = ap.parse_args(argv)
-    from liverseg_studio.core.mesh import label_surfaces
-
     lab, affine = load_labels(args.labels) if args.labels else synthetic_mask()
-    walls, cpus = [], []
-    surfaces = []
-    for _ in range(max(1, args.repeat)):
-        t0, c0 = time.perf_counter(), time.process_time()
-        surfaces = label_surfaces(lab, affine, tumour=False)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    worst = max(s.volume_error for s in surfaces)
-    faces = sum(len(s.faces) for s in surfaces)
-    print(f"mesh build {lab.shape[2]}x{lab.shape[1]}x{lab.shape[0]} mask: {len(surfaces)} surfaces, {faces:,} faces, "
-          f"best {min(walls):.2f} s wall / {min(cpus):.2f} s CPU (of {len(walls)}), volumes within {100 * worst:.2f} %")
+    row = bench_mesh_build(lab, affine, args.repeat)
+    z, y, x = row["shape_zyx"]
+    print(f"mesh build {x}x{y}x{z} mask: {row['surfaces']} surfaces, {row['faces']:,} faces, "
+          f"best {row['wall_s']:.2f} s wall / {row['cpu_s']:.2f} s CPU (of {row['repeats']}), "
+          f"volumes within {100 * row['max_volume_error']:.2f} %")
     if args.json:
-        print(json.dumps({"row": "mesh_build_512x512x200", "wall_s": round(min(walls), 3), "cpu_s": round(min(cpus), 3),
-                          "surfaces": len(surfaces), "faces": faces, "max_volume_error": round(worst, 4)}))
+        print(json.dumps(row))
     return 0
 
 

@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("LiverSeg Studio")
         self.resize(1500, 920)
-        self.setMinimumSize(QSize(980, 640))
+        self.setMinimumSize(QSize(400, 300))  # usable from 1024 x 640; below that the pages scroll
         self.setAcceptDrops(True)
         if manager is None:
             from liverseg_studio.plugins.manager import get_plugin_manager
@@ -489,14 +489,7 @@ class MainWindow(QMainWindow):
         page.results.clear()
         page.run_status.setText("Not segmented yet. Choose a backend and press Run.")
         page.case_name.setText(self._case_title(path))
-        z, y, x = volume.shape
-        if volume.spacing_known:
-            sz, sy, sx = volume.spacing
-            geo = f"{x} × {y} × {z} voxels · {sx:.2f} × {sy:.2f} × {sz:.2f} mm"
-        else:
-            geo = f"{x} × {y} × {z} voxels · spacing unknown (volumes in voxels)"
-        orient = "radiological view (patient right on the left)" if page.viewer.orientation.radiological else "shown as stored"
-        page.case_details.setText(f"{geo}\n{volume.loader or 'loaded'} · {volume.intensity.value} · {orient}")
+        page.show_case(volume)  # geometry, loader, orientation and the loader's warning (qt.studio_page)
         page.case_details.setToolTip(path)
         self.stack.setCurrentWidget(page)
         if path:

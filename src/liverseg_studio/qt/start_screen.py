@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -48,7 +49,18 @@ class StartScreen(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("startScreen")
-        outer = QVBoxLayout(self)
+        # everything in a scroll area: below 1024 x 640 the start screen scrolls instead of collapsing
+        scroll = QScrollArea()
+        scroll.setObjectName("startScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        content = QWidget()
+        content.setObjectName("startContent")
+        scroll.setWidget(content)
+        wrapper = QVBoxLayout(self)
+        wrapper.setContentsMargins(0, 0, 0, 0)
+        wrapper.addWidget(scroll)
+        outer = QVBoxLayout(content)
         outer.setContentsMargins(48, 36, 48, 36)
         outer.addStretch(1)
 
@@ -78,6 +90,7 @@ class StartScreen(QWidget):
         hint = QLabel("Drop a CT image, volume or DICOM folder here")
         hint.setStyleSheet("font-size: 13pt; font-weight: 600;")
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)  # never clipped in a narrow window
         formats = QLabel("")
         formats.setObjectName("muted")
         formats.setWordWrap(True)

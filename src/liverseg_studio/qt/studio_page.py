@@ -52,8 +52,15 @@ class StudioPage(QWidget):
         self.case_details.setWordWrap(True)
         self.back_button = QPushButton("◀  Go back")
         self.back_button.setToolTip("Close this case and return to the start screen (Ctrl+W)")
+        # what the loader warned about (an intensity correction, disagreeing qform/sform ...)
+        self.case_warning = QLabel("")
+        self.case_warning.setObjectName("caseWarning")
+        self.case_warning.setStyleSheet("color: #e5c07b;")
+        self.case_warning.setWordWrap(True)
+        self.case_warning.setVisible(False)
         cl.addWidget(self.case_name)
         cl.addWidget(self.case_details)
+        cl.addWidget(self.case_warning)
         cl.addWidget(self.back_button)
         side_lay.addWidget(case_box)
 
@@ -116,3 +123,20 @@ class StudioPage(QWidget):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([1200, 360])
+
+    def show_case(self, volume: object) -> None:
+        """The case panel for a loaded volume: geometry, loader, orientation, and the loader's warning."""
+        z, y, x = volume.shape  # type: ignore[attr-defined]
+        if volume.spacing_known:  # type: ignore[attr-defined]
+            sz, sy, sx = volume.spacing  # type: ignore[attr-defined]
+            geo = f"{x} × {y} × {z} voxels · {sx:.2f} × {sy:.2f} × {sz:.2f} mm"
+        else:
+            geo = f"{x} × {y} × {z} voxels · spacing unknown (volumes in voxels)"
+        radiological = self.viewer.orientation.radiological
+        orient = "radiological view (patient right on the left)" if radiological else "shown as stored"
+        loader = getattr(volume, "loader", "") or "loaded"
+        self.case_details.setText(f"{geo}\n{loader} · {volume.intensity.value} · {orient}")  # type: ignore[attr-defined]
+        warning = str(getattr(volume, "meta", {}).get("warning") or "")
+        self.case_warning.setText(f"⚠ {warning}" if warning else "")
+        self.case_warning.setToolTip(warning)
+        self.case_warning.setVisible(bool(warning))

@@ -165,13 +165,17 @@ class SliceViewer(QWidget):
 
         # legend + per-label visibility in the segmentation panel's header
         self.label_checks: dict[int, QCheckBox] = {}
+        legend = QHBoxLayout()  # a row of its own under the title: never squeezed in a narrow panel
+        legend.setContentsMargins(4, 0, 4, 0)
+        legend.addStretch(1)
+        self.overlay_panel.layout().insertLayout(1, legend)
         for label in LABEL_COLOURS:
             box = QCheckBox(Label(label).display_name)
             box.setObjectName("liver" if label == Label.LIVER else "tumour")
             box.setChecked(True)
             box.setToolTip(f"Show {Label(label).display_name.lower()} in the overlay")
             box.toggled.connect(lambda on, lab=int(label): self.set_label_visible(lab, on))
-            self.overlay_panel.header.addWidget(box)
+            legend.addWidget(box)
             self.label_checks[int(label)] = box
 
         # window/level histogram, always visible at the right

@@ -166,6 +166,112 @@ EOF
     ls -l "$out_dir"
 done
 
+# -- parity with the installed CLI (issue 27) ------------------------------------------------------
+# Every loader on a real input (../shared/data, or $LIVERSEG_SHARED_DATA; the sample case for MRC) and
+# every export format the installed package knows (segment.exporters.FORMATS: new ones are tested as
+# they land), through the installed `liverseg` and the frozen one, network blocked for both; then
+# packaging/compare_outputs.py: same files, masks voxel for voxel (NIfTI, PNG, DICOM SEG), same
+# volumetry, every SEG read by highdicom and validated by dciodvfy (0 errors).
+step "parity: the frozen CLI against the installed CLI, every loader, every export format"
+INSTALLED_CLI="${INSTALLED_CLI:-$(dirname "$PY")/liverseg}"
+[ -x "$INSTALLED_CLI" ] || fail "the installed CLI $INSTALLED_CLI is missing (make setup)"
+DATA="${LIVERSEG_SHARED_DATA:-$ROOT/../shared/data}"
+DCIODVFY="$(command -v dciodvfy || true)"
+[ -n "$DCIODVFY" ] || fail "dciodvfy not installed (Debian package dicom3tools; make setup installs it)"
+FORMATS="$("$PY" -c 'from liverseg_studio.segment.exporters import FORMATS; print(",".join(FORMATS))')"
+echo "export formats: $FORMATS"
+PARITY=()   # "kind|input path"
+if [ -d "$DATA/volumes/ircad-1.01/ct" ]; then
+    PARITY+=("dicom-series|$DATA/volumes/ircad-1.01/ct")
+    PARITY+=("dicom|$(ls "$DATA/volumes/ircad-1.01/ct/image_70" 2>/dev/null || ls -d "$DATA"/volumes/ircad-1.01/ct/* | head -1)")
+    [ -f "$DATA/volumes/ircad-1.07/ct.nii.gz" ] && PARITY+=("nifti|$DATA/volumes/ircad-1.07/ct.nii.gz")
+    [ -f "$DATA/ircad/images/10001_60.png" ] && PARITY+=("png|$DATA/ircad/images/10001_60.png")
+else
+    echo "package-test: WARNING: no shared data at $DATA: the DICOM, NIfTI and PNG inputs are synthetic"
+    "$PY" - "$WORK/synthetic" <<'EOF' || fail "cannot write the synthetic inputs"
+import sys
+from pathlib import Path
+import nibabel as nib, numpy as np
+from PIL import Image
+from liverseg_studio.selftest import phantom, write_dicom_series
+out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+volume, _ = phantom(n_slices=24, size=256)
+write_dicom_series(volume, out / "ct", rle=False)
+nib.save(nib.Nifti1Image(volume.array.T.astype(np.int16), volume.affine), str(out / "ct.nii.gz"))
+Image.fromarray(np.clip(volume.array[12] + 100, 0, 255).astype(np.uint8)).save(out / "slice.png")
+EOF
+    PARITY+=("dicom-series|$WORK/synthetic/ct" "dicom|$WORK/synthetic/ct/slice_012.dcm" "nifti|$WORK/synthetic/ct.nii.gz"
+             "png|$WORK/synthetic/slice.png")
+fi
+SAMPLE_MRC="$("$PY" -c 'from liverseg_studio.sample import sample_case as s; c = s(); print(c.image if c else "")')"
+[ -n "$SAMPLE_MRC" ] || fail "no MRC input: the sample case is not installed (make setup)"
+PARITY+=("mrc|$SAMPLE_MRC")
+mkdir -p "$WORK/parity"
+for item in "${PARITY[@]}"; do
+    kind="${item%%|*}"; input="${item#*|}"
+    echo
+    echo "-- $kind: $input"
+    for which in installed frozen; do
+        if [ "$which" = installed ]; then exe="$INSTALLED_CLI"; else exe="$BUNDLE/liverseg"; fi
+        out_dir="$WORK/parity/$kind/$which"
+        log="$WORK/parity/$kind-$which.log"
+        t0=$(date +%s.%N)
+        "${OFFLINE[@]}" "$exe" segment "$input" --out "$out_dir" --export "$FORMATS" --threads 2 > "$log" 2>&1 \
+            || { tail -5 "$log"; fail "$which liverseg segment ($kind)"; }
+        if [ "$which" = frozen ]; then check_network; fi
+        if grep -qi "failed" "$log"; then cat "$log"; fail "$which: an export failed ($kind)"; fi
+        echo "$which: $(ls "$out_dir" | tr '\n' ' ')($("$PY" -c "print(round($(date +%s.%N) - $t0, 1))") s)"
+    done
+    expect=()
+    case "$kind" in dicom*) expect=(--expect-seg) ;; esac
+    "$PY" packaging/compare_outputs.py "$WORK/parity/$kind/installed" "$WORK/parity/$kind/frozen" \
+        "${expect[@]}" --dciodvfy "$DCIODVFY" --label "$kind" || fail "parity ($kind): the frozen outputs differ"
+done
+
+step "parity: pydicom's pixel-data decoders (installed vs frozen)"
+want="$("$PY" -c 'from liverseg_studio.selftest import pixel_decoders; print(pixel_decoders())')"
+got="$("${OFFLINE[@]}" "$BUNDLE/liverseg" --self-test --backend auto 2>&1 | sed -n 's/^ *pixel-data decoders: //p')"
+check_network
+echo "installed: $want"
+echo "frozen:    $got"
+[ "$want" = "$got" ] || fail "the frozen build decodes other transfer syntaxes than the installed one"
+
+if [ -d "$DATA/volumes/ircad-1.01/ct" ]; then
+    step "the frozen studio (offscreen) opens ircad-1.01's series, runs, exports a DICOM SEG"
+    rm -f "$WORK/studio_seg.dcm"
+    QT_QPA_PLATFORM=offscreen "${OFFLINE[@]}" "$BUNDLE/liverseg-studio" --self-test --backend auto \
+        --studio-input "$DATA/volumes/ircad-1.01/ct" --studio-seg "$WORK/studio_seg.dcm" > "$WORK/studio.log" 2>&1 \
+        || { tail -20 "$WORK/studio.log"; fail "the frozen studio's DICOM SEG"; }
+    check_network
+    grep -E "studio|PASSED" "$WORK/studio.log"
+    "$PY" - "$WORK/studio_seg.dcm" "$WORK/parity/dicom-series/installed/ct_seg.dcm" <<'EOF' || fail "studio SEG != CLI SEG"
+import sys
+sys.path.insert(0, "packaging")
+import numpy as np
+from compare_outputs import seg_labels
+a, names = seg_labels(sys.argv[1])
+b, _ = seg_labels(sys.argv[2])
+assert set(a) == set(b), "the SEGs reference different source images"
+n = sum(int(np.count_nonzero(a[u] != b[u])) for u in a)
+assert n == 0, f"{n} pixels differ"
+print(f"frozen studio SEG == installed CLI SEG over {len(a)} source images (segments {names})")
+EOF
+    n_err="$("$DCIODVFY" "$WORK/studio_seg.dcm" 2>&1 | grep -c '^ *Error' || true)"
+    echo "frozen studio SEG: dciodvfy $n_err error(s)"
+    [ "$n_err" = 0 ] || { "$DCIODVFY" "$WORK/studio_seg.dcm" 2>&1 | grep '^ *Error' | head; fail "the studio's SEG is not valid"; }
+fi
+
+step "left out of the bundle on purpose: one-line errors"
+for cmd in cohort train export; do
+    set +e
+    msg="$("${OFFLINE[@]}" "$BUNDLE/liverseg" "$cmd" "$WORK" 2>&1)"; rc=$?
+    set -e
+    echo "liverseg $cmd -> exit $rc: $msg"
+    [ "$rc" = 2 ] || fail "liverseg $cmd exited $rc, expected 2"
+    [ "$(printf '%s\n' "$msg" | wc -l)" = 1 ] || fail "liverseg $cmd: not one line"
+    grep -q "not in the offline bundle" <<< "$msg" || fail "liverseg $cmd does not say that the bundle leaves it out"
+done
+
 step "bundle size"
 du -sh "$BUNDLE"
 mb=$(du -sm "$BUNDLE" | cut -f1)

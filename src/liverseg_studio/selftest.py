@@ -114,6 +114,202 @@ def torch_available() -> bool:
         return False
 
 
+def write_dicom_series(volume: Any, folder: str | os.PathLike[str], *, rle: bool = True) -> list[Path]:
+    """Write the HU ``volume`` (e.g. :func:`phantom`) as a CT series, one file per slice, into ``folder``.
+
+    A complete CT Image header (patient, study, series, frame of reference, geometry from the
+    affine: RAS -> LPS), int16 stored values with intercept 0.  With ``rle`` the pixel data are
+    RLE Lossless (pydicom's own encoder), so reading the series back needs pydicom's pixel-data
+    decoders: what a frozen build could miss.  Returns the paths, slice 0 first.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(volume.affine, float)
+    # DICOM's first direction is that of increasing column index (the affine's x), then of rows (y)
+    x_dir, y_dir = lps[:3, 0] / np.linalg.norm(lps[:3, 0]), lps[:3, 1] / np.linalg.norm(lps[:3, 1])
+    dz, dy, dx = (float(v) for v in volume.spacing)
+    study, series, frame_of_ref = generate_uid(), generate_uid(), generate_uid()
+    paths = []
+    for k in range(volume.n_slices):
+        ds = pydicom.Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.StudyDate, ds.StudyTime, ds.ContentDate, ds.ContentTime = "20261201", "120000", "20261201", "120000"
+        ds.AccessionNumber, ds.ReferringPhysicianName = "", ""
+        ds.Modality, ds.Manufacturer = "CT", "LiverSeg self-test"
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "SelfTest^Phantom", "SELFTEST", "", "O"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
+        ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, k + 1
+        ds.PositionReferenceIndicator = ""
+        ds.KVP = "120"
+        ds.ImagePositionPatient = [round(float(v), 4) for v in lps[:3, :] @ np.array([0.0, 0.0, k, 1.0])]
+        ds.ImageOrientationPatient = [round(float(v), 6) for v in (*x_dir, *y_dir)]
+        ds.PixelSpacing = [round(dy, 6), round(dx, 6)]
+        ds.SliceThickness = round(dz, 6)
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.Rows, ds.Columns = int(volume.shape[1]), int(volume.shape[2])
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "HU"
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        ds.PixelData = np.asarray(volume.array[k]).astype("<i2").tobytes()
+        if rle:
+            ds.compress(RLELossless, encoding_plugin="pydicom")
+        path = folder / f"slice_{k:03d}.dcm"
+        ds.save_as(str(path), enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def missing_library_data(exc: BaseException) -> str | None:
+    """One line naming the library whose module or data file is missing, when ``exc`` says so; else None.
+
+    A frozen build that lacks a library's data fails deep inside it (e.g. highdicom's
+    ``FileNotFoundError: .../_internal/highdicom/_standard/sop_class_iod_map.json``, issue 27), or
+    lacks a module (``ModuleNotFoundError``).  The exception, its causes and its message are searched.
+    """
+    import re
+
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    for e in seen:
+        if isinstance(e, ModuleNotFoundError) and e.name:
+            return f"module {e.name!r} is missing from this build (library {e.name.split('.')[0]})"
+    candidates = [getattr(e, "filename", None) for e in seen if isinstance(e, FileNotFoundError)]
+    for e in seen:
+        candidates += re.findall(r"No such file or directory: '([^']+)'", str(e))
+    roots = [r for r in (getattr(sys, "_MEIPASS", None),) if r] + [p for p in sys.path if p.endswith("-packages")]
+    for name in candidates:
+        if not name:
+            continue
+        path = Path(str(name))
+        rel = None
+        for root in roots:
+            try:
+                rel = path.relative_to(root)
+                break
+            except ValueError:
+                continue
+        if rel is None:
+            parts = path.parts
+            for marker in ("_internal", "site-packages", "dist-packages"):
+                if marker in parts:
+                    rel = Path(*parts[parts.index(marker) + 1 :])
+                    break
+        if rel is not None and len(rel.parts) >= 2:
+            return f"{rel.parts[0]}'s data file {Path(*rel.parts[1:]).as_posix()} is missing from this build"
+        return f"data file {path} is missing"
+    return None
+
+
+def pixel_decoders() -> str:
+    """pydicom's available pixel-data decoder plugins per compressed transfer syntax, on one line.
+
+    ``make package-test`` compares this line between the installed tool and the frozen one: a
+    plugin that did not survive freezing (pylibjpeg's entry points, python-gdcm) shows up here.
+    """
+    from pydicom import uid
+    from pydicom.pixels.decoders.base import get_decoder
+
+    syntaxes = {"JPEG Baseline": uid.JPEGBaseline8Bit, "JPEG Lossless SV1": uid.JPEGLosslessSV1,
+                "JPEG-LS Lossless": uid.JPEGLSLossless, "JPEG 2000 Lossless": uid.JPEG2000Lossless,
+                "RLE Lossless": uid.RLELossless}
+    parts = []
+    for name, ts in syntaxes.items():
+        try:
+            decoder = get_decoder(ts)
+            plugins = sorted(decoder.available_plugins)
+        except Exception:  # noqa: BLE001 - no decoder registered for it in this pydicom
+            plugins = []
+        parts.append(f"{name}: {'/'.join(plugins) or 'none'}")
+    return "; ".join(parts)
+
+
+def studio_export_seg(source: str | os.PathLike[str], target: str | os.PathLike[str], *, backend: str = "auto",
+                      model_dir: str | os.PathLike[str] | None = None, timeout_s: float = 600.0,
+                      out: Callable[[str], None] = print) -> Path:
+    """In the studio's main window: open ``source`` (a DICOM series), run, export a DICOM SEG to ``target``.
+
+    The window's own code path (``open_path`` -> ``run_segmentation`` -> ``export("seg")``), with
+    its error dialogs turned into a :class:`SelfTestFailure`; settings go to a temporary file.
+    """
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from liverseg_studio.qt.app import create_app, create_window
+    from liverseg_studio.qt.settings import SETTINGS_ENV
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    settings_dir = tempfile.TemporaryDirectory(prefix="liverseg-selftest-settings-")
+    old_settings = os.environ.get(SETTINGS_ENV)
+    os.environ[SETTINGS_ENV] = str(Path(settings_dir.name) / "studio.ini")
+    app = create_app([sys.argv[0] if sys.argv else "liverseg-studio"])
+    window = create_window()
+    errors: list[str] = []
+    window._show_error = lambda title, text: errors.append(f"{title}: {' '.join(str(text).split())}")  # no dialogs
+
+    def wait(signals: list[Any], what: str) -> Any:
+        loop, got = QEventLoop(), []
+
+        def done(value: Any = None) -> None:
+            got.append(value)
+            loop.quit()
+
+        for sig in signals:
+            sig.connect(done)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+        for sig in signals:
+            sig.disconnect(done)
+        if errors:
+            raise SelfTestFailure(errors[0])
+        if not got:
+            raise SelfTestFailure(f"the studio did not finish {what} in {timeout_s:.0f} s")
+        return got[0]
+
+    try:
+        window.show()
+        window.open_path(str(source))
+        volume = wait([window.case_loaded, window.task_failed], f"opening {source}")
+        if window.volume is None:
+            raise SelfTestFailure(f"the studio could not open {source}")
+        if backend != "auto":
+            window.set_backend(backend)
+        if model_dir:
+            window.set_model_dir(str(model_dir))
+        if window.run_segmentation() is None:
+            raise SelfTestFailure(errors[0] if errors else "the studio did not start a run")
+        wait([window.segmentation_finished, window.task_failed], "the segmentation")
+        if window.result is None:
+            raise SelfTestFailure("the studio's run gave no result")
+        out(f"    studio: {volume.shape} (z, y, x) via loader {volume.loader!r}, backend {window.result.backend}")
+        written = window.export("seg", str(target))
+        if errors:
+            raise SelfTestFailure(errors[0])
+        if written is None or not Path(written).is_file():
+            raise SelfTestFailure(f"the studio did not write {target}")
+        return Path(written)
+    finally:
+        window.shutdown()
+        window.close()
+        app.processEvents()
+        if old_settings is None:
+            os.environ.pop(SETTINGS_ENV, None)
+        else:
+            os.environ[SETTINGS_ENV] = old_settings
+        settings_dir.cleanup()
+
+
 class _Runner:
     def __init__(self, out: Callable[[str], None]) -> None:
         self.out = out
@@ -136,8 +332,10 @@ class _Runner:
         except Exception as exc:  # noqa: BLE001 - a self-test reports, never crashes
             dt = time.perf_counter() - t0
             self.timings[name] = dt
-            self.failures.append(f"{name}: {type(exc).__name__}: {exc}")
-            self.out(f"FAIL  {name} ({dt:.2f} s): {type(exc).__name__}: {exc}")
+            missing = missing_library_data(exc)
+            why = missing or " ".join(f"{type(exc).__name__}: {exc}".split())  # one line
+            self.failures.append(f"{name}: {why}")
+            self.out(f"FAIL  {name} ({dt:.2f} s): {why}")
             if os.environ.get("LIVERSEG_DEBUG"):
                 traceback.print_exc()
             return None
@@ -153,6 +351,8 @@ def run_self_test(
     model_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     gui: bool = False,
+    studio_input: str | os.PathLike[str] | None = None,
+    studio_seg_out: str | os.PathLike[str] | None = None,
     out: Callable[[str], None] = print,
 ) -> int:
     """Run the self-test (see the module docstring); 0 when every check passed, else 1."""
@@ -369,6 +569,55 @@ def run_self_test(
 
         run.step("export NIfTI, PNG, JSON", export)
 
+        # 5b. DICOM: a synthetic CT series (RLE Lossless) -> loader -> segment -> DICOM SEG -> highdicom reader ----
+        def dicom_seg() -> Any:
+            pm = state.get("pm")
+            if pm is None or "backend" not in state:
+                raise SelfTestSkip("no plugin manager or backend (an earlier step failed)")
+            import highdicom as hd
+            import pydicom
+
+            from liverseg_studio.plugins.registry import LoadOptions
+            from liverseg_studio.segment.exporters import write_dicom_seg
+            from liverseg_studio.segment.pipeline import segment_volume
+
+            out(f"    pixel-data decoders: {pixel_decoders()}")
+            volume, _truth = phantom(n_slices=4, size=96, seed=27)
+            series_dir = tmpdir / "dicom-series"
+            files = write_dicom_series(volume, series_dir, rle=True)
+            state["series_dir"] = series_dir
+            loaded = pm.loaders.load(series_dir, LoadOptions())
+            if loaded.shape != volume.shape or not np.allclose(loaded.affine, volume.affine, atol=1e-3):
+                raise SelfTestFailure(f"DICOM series read back as {loaded.shape} (affine {loaded.affine.round(2).tolist()}),"
+                                      f" written {volume.shape}")
+            if not np.array_equal(np.asarray(loaded.array, np.float32), volume.array):
+                raise SelfTestFailure("the RLE-compressed DICOM series read back with other voxels")
+            result = segment_volume(loaded, state["backend"])
+            seg_path = write_dicom_seg(result, tmpdir / "phantom_seg.dcm")
+            seg = hd.seg.segread(str(seg_path))
+            if seg.SOPClassUID != pydicom.uid.SegmentationStorage:
+                raise SelfTestFailure(f"the SEG has SOP class {seg.SOPClassUID}")
+            series_uid = pydicom.dcmread(str(files[0]), stop_before_pixels=True).SeriesInstanceUID
+            if seg.ReferencedSeriesSequence[0].SeriesInstanceUID != series_uid:
+                raise SelfTestFailure("the SEG does not reference the source series")
+            labels = np.asarray(result.labels)
+            numbers = [int(d.SegmentNumber) for d in seg.SegmentSequence]
+            source_uids = [pydicom.dcmread(str(f), stop_before_pixels=True).SOPInstanceUID for f in files]
+            pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=source_uids, segment_numbers=numbers,
+                                                       assert_missing_frames_are_empty=True)
+            read_back = np.zeros(labels.shape, np.uint8)
+            for i, number in enumerate(numbers):
+                read_back[pixels[..., i] > 0] = number
+            if not np.array_equal(read_back, labels):
+                raise SelfTestFailure(f"the SEG read back differs from the label map in "
+                                      f"{int(np.count_nonzero(read_back != labels))} voxels")
+            out(f"    {len(files)}-slice RLE CT series -> {seg_path.name}: {len(numbers)} segments "
+                f"({', '.join(str(d.SegmentLabel) for d in seg.SegmentSequence)}), read back by highdicom "
+                f"{hd.__version__}, {int(np.count_nonzero(labels))} labelled voxels equal")
+            return seg_path
+
+        run.step("DICOM series -> DICOM SEG -> highdicom", dicom_seg)
+
         # 6. the studio's Qt parts ------------------------------------------------------------
         if gui:
             def studio() -> Any:
@@ -390,6 +639,21 @@ def run_self_test(
                 return window
 
             run.step("studio window (Qt, pyqtgraph)", studio)
+
+            def studio_seg() -> Any:
+                source = Path(studio_input) if studio_input else state.get("series_dir")
+                if source is None or "pm" not in state:
+                    raise SelfTestSkip("no DICOM series (an earlier step failed)")
+                target = Path(studio_seg_out) if studio_seg_out else tmpdir / "studio_seg.dcm"
+                seg_path = studio_export_seg(source, target, backend=backend, model_dir=model_dir, out=out)
+                import highdicom as hd
+
+                seg = hd.seg.segread(str(seg_path))
+                out(f"    {source} -> {seg_path.name}: {len(seg.SegmentSequence)} segments, "
+                    f"{int(seg.NumberOfFrames)} frames, read back by highdicom")
+                return seg_path
+
+            run.step("studio: open DICOM series, run, export DICOM SEG", studio_seg)
     finally:
         tmp.cleanup()
 
@@ -479,6 +743,10 @@ def build_parser(prog: str = "liverseg --self-test") -> argparse.ArgumentParser:
                         "with the default model; 'threshold' needs no model)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the bundled default model)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for inference")
+    p.add_argument("--studio-input", metavar="DICOM_DIR",
+                   help="with the studio: the DICOM series it opens, runs and exports as a SEG (default: the "
+                        "self-test's synthetic series)")
+    p.add_argument("--studio-seg", metavar="FILE", help="with the studio: keep its DICOM SEG here (for validation)")
     p.add_argument("--gui", action=argparse.BooleanOptionalAction, default=False,
                    help="also create the studio window offscreen (default for liverseg-studio --self-test)")
     return p
@@ -489,7 +757,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "liverseg --self-test
     parser = build_parser(prog)
     parser.set_defaults(gui=gui)
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    return run_self_test(backend=args.backend, model_dir=args.model, threads=args.threads, gui=args.gui)
+    return run_self_test(backend=args.backend, model_dir=args.model, threads=args.threads, gui=args.gui,
+                         studio_input=args.studio_input, studio_seg_out=args.studio_seg)
 
 
 if __name__ == "__main__":  # pragma: no cover

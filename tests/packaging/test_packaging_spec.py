@@ -245,21 +245,34 @@ def test_make_targets_build_and_test_the_bundle():
     assert "packaging/package_test.sh" in text
 
 
-def test_openvino_cpu_plugin_and_onnx_frontend_only(spec_with_model):
-    """Issue 13: the bundle ships OpenVINO's CPU plugin and ONNX front end, no GPU/NPU plugin or other front end."""
+def test_openvino_is_collected_by_its_hook_and_the_rest_dropped(spec_with_model):
+    """Issue 13/27: packaging/hooks/hook-openvino.py collects the CPU plugin and ONNX front end
+    (tests/packaging/test_packaging_hooks.py); the spec drops what the analysis would add besides."""
     pytest.importorskip("openvino")
     a = spec_with_model.Analysis[0]
-    binaries = [(Path(src).name, dest) for src, dest in a.kwargs["binaries"]]
-    names = {n for n, _ in binaries}
-    assert any(n.startswith("libopenvino_intel_cpu_plugin") for n in names), names
-    assert any(n.startswith("libopenvino_onnx_frontend") for n in names), names
-    assert all(dest == "openvino/libs" for _, dest in binaries)  # beside libopenvino.so, where OpenVINO looks
-    for unwanted in ("gpu_plugin", "npu_plugin", "tensorflow", "pytorch_frontend", "paddle", "jax", "gguf"):
-        assert not any(unwanted in n for n in names), unwanted
-    # and the same names are filtered out of what PyInstaller's analysis would add on its own
+    assert str(ROOT / "packaging" / "hooks") in a.kwargs["hookspath"]
     drop = spec_with_model.ns["OPENVINO_DROP"]
     assert any(d.startswith("libopenvino_intel_gpu_plugin") for d in drop)
     hidden = set(a.kwargs["hiddenimports"])
     assert {"openvino", "liverseg_openvino_backend"} <= hidden
     excludes = set(a.kwargs["excludes"])
     assert {"openvino.tools", "openvino.torch", "openvino_telemetry"} <= excludes
+
+
+def test_hooks_cover_the_libraries_of_issue_27(spec_with_model):
+    hooks = {p.name for p in (ROOT / "packaging" / "hooks").glob("hook-*.py")}
+    for lib in ("highdicom", "pydicom", "nibabel", "openvino", "pylibjpeg", "gdcm", "pynetdicom", "dicomweb_client"):
+        assert f"hook-{lib}.py" in hooks, lib
+
+
+def test_excludes_are_lifted_only_for_features_the_app_imports(spec_with_model):
+    ns = spec_with_model.ns
+    lifted = ns["lifted_excludes"]
+    assert lifted(set()) == set()
+    if ns["installed"]("OpenGL"):
+        assert {"pyqtgraph.opengl", "OpenGL"} <= lifted({"pyqtgraph.opengl.GLViewWidget"})
+    assert "OpenGL" not in lifted({"pyqtgraph"})  # pyqtgraph's optional OpenGL import alone does not count
+    if not ns["installed"]("dicomweb_client"):
+        assert lifted({"dicomweb_client.api"}) == set()  # not installed: nothing to bundle
+    excludes = set(spec_with_model.Analysis[0].kwargs["excludes"])
+    assert not (ns["LIFTED"] & excludes)

@@ -19,6 +19,11 @@
 #   stage 1 (from 2026.12.3): 542 s (CPU shared); valid liver Dice per slice mean 0.7965 median 0.935;
 #           calibrated offset 1.5: pooled tumour Dice 0.312 (P 0.43 / R 0.24), tumour-free share 2.1 %
 #   stage 2 (seed 1): 238 s; liver mean 0.7869 median 0.932; offset 2.0: tumour Dice 0.286, share 1.9 %
+#   stage 3 (seed 2): 215 s; liver mean 0.802 median 0.940; offset 0.75: tumour Dice 0.278, share 2.4 %
+#   average of stages 1-3, calibrated: offset 1.5, tumour Dice 0.306 (P 0.48 / R 0.22), share 1.5 %
+#   select_model.py (liver plain / zoom, tumour plain / zoom -> score):
+#     stage 1 0.799/0.836, 0.312/0.359 -> 1.153 (selected); stage 2 1.119; stage 3 1.122; average 1.151;
+#     for reference 2026.12.3 (int8 dequantised, recalibrated on this split): 0.727/0.836, 0.329/0.333 -> 1.112
 #   export: 7-bit weights (the default) agree with fp32 at mean Dice 0.809 only (tumour 0.64) on this
 #           validation split, so the int8 file is written with --no-reduce-range (8-bit: 0.963).  8-bit weights
 #           can saturate u8*s8 on CPUs without VNNI: check the engine spread before shipping.

@@ -31,8 +31,11 @@ def test_open_from_pacs_dialog_finds_and_retrieves(qtbot, filled, tmp_path, via)
     dialog.search()
     qtbot.waitUntil(lambda: dialog.tree.topLevelItemCount() == 1 and dialog._worker is None, timeout=20000)
     study = dialog.tree.topLevelItem(0)
-    assert study.childCount() == 1 and study.child(0).text(3) == "CT" and study.child(0).text(5) == "6"
-    dialog.tree.setCurrentItem(study.child(0))
+    children = [study.child(i) for i in range(study.childCount())]
+    ct = [c for c in children if c.text(3) == "CT"]  # (other tests store SEG series into this study)
+    assert len(ct) == 1 and ct[0].text(5) == "6" and ct[0].text(4) == "PORTAL VENOUS 1.6 mm"
+    assert {c.text(3) for c in children} <= {"CT", "SEG"}
+    dialog.tree.setCurrentItem(ct[0])
     values = []
     dialog.retrieve()
     dialog.progress.valueChanged.connect(values.append)

@@ -208,6 +208,16 @@ EOF
     PARITY+=("dicom-series|$WORK/synthetic/ct" "dicom|$WORK/synthetic/ct/slice_012.dcm" "nifti|$WORK/synthetic/ct.nii.gz"
              "png|$WORK/synthetic/slice.png")
 fi
+# compressed DICOM (issue 28's decoders, stripped in the bundle): one slice in JPEG-LS and JPEG Lossless, made
+# with dcmtk where it is installed (make setup installs it)
+if command -v dcmcjpls >/dev/null && command -v dcmcjpeg >/dev/null; then
+    one="${PARITY[1]#*|}"
+    mkdir -p "$WORK/compressed"
+    dcmcjpls +el "$one" "$WORK/compressed/jpeg-ls.dcm" && PARITY+=("dicom-jpeg-ls|$WORK/compressed/jpeg-ls.dcm")
+    dcmcjpeg +e1 "$one" "$WORK/compressed/jpeg-lossless.dcm" && PARITY+=("dicom-jpeg-lossless|$WORK/compressed/jpeg-lossless.dcm")
+else
+    echo "package-test: note: dcmtk not installed: no compressed DICOM in the parity run"
+fi
 SAMPLE_MRC="$("$PY" -c 'from liverseg_studio.sample import sample_case as s; c = s(); print(c.image if c else "")')"
 [ -n "$SAMPLE_MRC" ] || fail "no MRC input: the sample case is not installed (make setup)"
 PARITY+=("mrc|$SAMPLE_MRC")

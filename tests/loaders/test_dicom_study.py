@@ -121,3 +121,10 @@ def test_exact_tie_asks(tmp_path, loaders):
 )
 def test_phase_from_description(desc, phase):
     assert study.phase_of(desc) == phase
+
+
+def test_scan_study_suggests_the_first_of_a_tie(tmp_path):
+    _series(tmp_path / "a", (4, 16, 16), 2.0, "1.2.3.1", "arterial", number=2)
+    _series(tmp_path / "d", (4, 16, 16), 2.0, "1.2.3.2", "delayed", number=3)
+    choice = scan_study(tmp_path)
+    assert choice.chosen.uid == "1.2.3.1" and "cannot choose" in choice.reason

@@ -42,7 +42,10 @@ def test_dicom_series_segment_and_export_seg(qtbot: Any, window: Any, dicom_seri
 def test_folder_with_two_series_asks_which(
     qtbot: Any, window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from PySide6.QtWidgets import QInputDialog
+    """A study folder opens the series picker (issue 28) with the rule's choice (portal venous) preselected."""
+    from PySide6.QtWidgets import QDialog
+
+    from liverseg_studio.qt import series_picker
 
     root = _root_conftest()
     a = root.make_phantom(shape=(6, 32, 32))
@@ -52,18 +55,31 @@ def test_folder_with_two_series_asks_which(
         for path in root.write_ct_series(tmp_path / name, ph.hu, ph.affine, series_description=desc):
             folder.mkdir(exist_ok=True)
             path.rename(folder / f"{name}_{path.name}")  # the writer's names would clash
-    offered: list[list[str]] = []
+    offered: list[list[tuple[str, str, str]]] = []
 
-    def choose(parent: Any, title: str, label: str, items: list[str], *args: Any, **kwargs: Any) -> Any:
-        offered.append(list(items))
-        pick = next(i for i in items if i.startswith("portal venous"))
-        return pick, True
+    def accept(dialog: Any) -> int:
+        t = dialog.table
+        offered.append([(t.item(r, 1).text(), t.item(r, 2).text(), t.item(r, 4).text()) for r in range(t.rowCount())])
+        return QDialog.DialogCode.Accepted
 
-    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(choose))
+    monkeypatch.setattr(series_picker.SeriesPickerDialog, "exec", accept)
     with qtbot.waitSignal(window.case_loaded, timeout=20000) as blocker:
         window.open_path(str(folder))
-    assert len(offered) == 1 and len(offered[0]) == 2
+    assert len(offered) == 1 and sorted(offered[0]) == [("arterial", "6", "arterial"), ("portal venous", "9", "portal venous")]
     assert blocker.args[0].shape == (9, 32, 32)
+
+
+def test_series_picker_cancel_opens_nothing(window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QDialog
+
+    from liverseg_studio.qt import series_picker
+
+    root = _root_conftest()
+    ph = root.make_phantom(shape=(4, 32, 32))
+    for name, desc in (("a", "arterial"), ("b", "delayed")):
+        root.write_ct_series(tmp_path / "study" / name, ph.hu, ph.affine, series_description=desc)
+    monkeypatch.setattr(series_picker.SeriesPickerDialog, "exec", lambda self: QDialog.DialogCode.Rejected)
+    assert window.open_path(str(tmp_path / "study")) == -1
 
 
 def test_drag_and_drop_opens_the_file(qtbot: Any, window: Any, nifti_phantom: Any) -> None:

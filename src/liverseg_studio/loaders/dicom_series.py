@@ -130,21 +130,22 @@ def _groups(headers: list[_Header]) -> dict[str, list[_Header]]:
     return dict(groups)
 
 
-def study_choice(folder: Path, headers: list[_Header]) -> "Any":
+def study_choice(folder: Path, headers: list[_Header], *, tie_ok: bool = False) -> "Any":
     """The rule's :class:`~liverseg_studio.loaders.study.Choice` for a folder's headers."""
     from liverseg_studio.loaders import study
 
     groups = _groups(headers)
     summaries = study.summarise(folder, {uid: [(h.path, h.ds) for h in hs] for uid, hs in groups.items()})
-    return study.choose(folder, summaries)
+    return study.choose(folder, summaries, tie_ok=tie_ok)
 
 
 def scan_study(folder: Path) -> "Any":
-    """Header-only scan of a study folder: the rule's choice with every series' summary (studio picker)."""
+    """Header-only scan of a study folder: the rule's choice (the first of a tie) with every series' summary
+    (studio picker, ``--all-series``)."""
     headers, skipped = _scan(Path(folder))
     if not headers:
         raise LoaderError(folder, "folder holds no DICOM images")
-    return study_choice(Path(folder), headers)
+    return study_choice(Path(folder), headers, tie_ok=True)
 
 
 def _choose_series(folder: Path, headers: list[_Header], series_uid: str | None) -> tuple[list[_Header], str]:

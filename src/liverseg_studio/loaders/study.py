@@ -188,8 +188,10 @@ def _key(s: SeriesSummary) -> tuple[float, float, int]:
     return (round(thick, 2), -round(s.extent_mm, 1), -s.n_images)
 
 
-def choose(where: Path, summaries: Sequence[SeriesSummary]) -> Choice:
-    """Apply the rule (module docstring) to a study's series; raise one clear line when none qualifies."""
+def choose(where: Path, summaries: Sequence[SeriesSummary], *, tie_ok: bool = False) -> Choice:
+    """Apply the rule (module docstring) to a study's series; raise one clear line when none qualifies.
+
+    An exact tie raises MultipleSeriesError, or with ``tie_ok`` (the studio's picker) suggests the first."""
     summaries = tuple(summaries)
     candidates = [s for s in summaries if not s.skipped]
     skipped = [s for s in summaries if s.skipped]
@@ -215,6 +217,9 @@ def choose(where: Path, summaries: Sequence[SeriesSummary]) -> Choice:
         covering.sort(key=_key)
         if len(covering) > 1 and _key(covering[0]) == _key(covering[1]):
             tied = [s for s in covering if _key(s) == _key(covering[0])]
+            if tie_ok:
+                names = ", ".join(s.label for s in tied)
+                return Choice(tied[0], f"the rule cannot choose between {names}: choose one", summaries)
             raise MultipleSeriesError(where, [(s.uid, s.description, s.n_images) for s in tied])
         best = covering[0]
         why.append("thinnest complete series covering the most" if len(covering) > 1 or len(pool) > len(covering)

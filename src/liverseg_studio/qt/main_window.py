@@ -27,7 +27,6 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragLeaveEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -43,6 +42,7 @@ from liverseg_studio.qt.about import AboutPanel
 from liverseg_studio.qt.cohort_table import cohort_action
 from liverseg_studio.qt.pacs import pacs_actions
 from liverseg_studio.qt.results import format_seconds
+from liverseg_studio.qt import series_picker
 from liverseg_studio.qt.settings import StudioSettings
 from liverseg_studio.qt.start_screen import StartScreen
 from liverseg_studio.qt.studio_page import StudioPage
@@ -453,7 +453,9 @@ class MainWindow(QMainWindow):
         self.open_path(str(case.image))
 
     def open_path(self, path: str, options: "LoadOptions | None" = None) -> int:
-        """Start loading ``path`` in the background; returns the request id."""
+        """Start loading ``path`` in the background; returns the request id (-1: series picker cancelled)."""
+        if options is None and (options := series_picker.ask(self, str(path))) is False:
+            return -1
         if self._load_worker is not None:
             self._load_worker.cancel()
         worker = Worker(load_case, str(path), options, self.manager, kind="load")
@@ -644,7 +646,7 @@ class MainWindow(QMainWindow):
         err = failure.error
         if failure.kind == "load" and isinstance(err, MultipleSeriesError):
             self.task_failed.emit(failure)
-            self._choose_series(err)
+            series_picker.choose_tied(self, err)
             return
         if isinstance(err, LiversegError):
             text = str(err)
@@ -660,15 +662,6 @@ class MainWindow(QMainWindow):
 
     def _show_error(self, title: str, text: str) -> None:
         QMessageBox.critical(self, title, text)
-
-    def _choose_series(self, err: MultipleSeriesError) -> None:
-        from liverseg_studio.plugins.registry import LoadOptions
-
-        items = [f"{desc or 'no description'} — {n} files — {uid}" for uid, desc, n in err.series]
-        choice, ok = QInputDialog.getItem(self, "Choose a series", f"{err.path} holds several series:", items, 0, False)
-        if ok and choice in items:
-            uid = err.series[items.index(choice)][0]
-            self.open_path(err.path, LoadOptions(series_uid=uid))
 
     def adopt_result(self, result: "SegmentationResult", status: str) -> None:
         """Show ``result`` as the current segmentation (a mask opened onto the image for editing)."""

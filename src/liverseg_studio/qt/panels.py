@@ -85,8 +85,8 @@ class Panel(QWidget):
         self.header.setContentsMargins(4, 0, 4, 0)
         self.title = QLabel(title)
         self.title.setObjectName("panelTitle")
-        self.header.addWidget(self.title)
-        self.header.addStretch(1)
+        self.title.setWordWrap(True)  # a narrow panel (a dock beside it at 1024 px) wraps its title, never clips it
+        self.header.addWidget(self.title, 1)
         lay.addLayout(self.header)
         self.graphics = _Graphics()
         self.graphics.ci.setContentsMargins(0, 0, 0, 0)
